@@ -1,0 +1,352 @@
+"""REST API for projects, labels, memberships, items, imports and exports.
+
+One APIView per endpoint, each with its input and output serializers; every view
+fetches its project through ``project_get_for_user`` and calls a service to write.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from platform.drf import paginated
+
+from . import imports, selectors, services
+from .exports import ExportError, export_filename, export_formats_for, export_stream
+from .models import ImportFormat, ImportJob, Item, Label, Membership, Project, Role
+from .rendering import markdown_to_html
+from .selectors import ANY_MEMBER, MANAGE, REVIEW
+from .values import LabelIndex, LabelPart, value_render
+
+
+class LabelOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color", "key", "description", "order"]
+
+
+class LabelInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    color = serializers.CharField(max_length=7, required=False)
+    key = serializers.CharField(max_length=1, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    labels = LabelOutput(many=True, read_only=True)
+    your_role = serializers.CharField(source="user_role", read_only=True)
+    instructions_html = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "instructions", "instructions_html", "task_type", "allow_overlapping_spans",
+            "overlap", "budget_max_annotations", "price_per_annotation", "currency", "gold_ratio",
+            "quality_threshold", "consolidation_method", "sampling_strategy", "labels", "your_role",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def get_instructions_html(self, project: Project) -> str:
+        return markdown_to_html(project.instructions)
+
+
+class ProjectSettingsInput(serializers.ModelSerializer):
+    """Project settings as the API accepts them; the service re-checks every rule."""
+
+    class Meta:
+        model = Project
+        fields = list(services.PROJECT_EDITABLE_FIELDS)
+
+
+class ProjectListApi(APIView):
+    class CreateInput(ProjectSettingsInput):
+        labels = LabelInput(many=True, required=False)
+
+        class Meta(ProjectSettingsInput.Meta):
+            fields = [*ProjectSettingsInput.Meta.fields, "labels"]
+
+    @extend_schema(responses=ProjectOutput(many=True))
+    def get(self, request: Request) -> Response:
+        projects = selectors.projects_for_user(user=request.user).prefetch_related("labels")
+        return paginated(request, self, projects, ProjectOutput)
+
+    @extend_schema(request=CreateInput, responses={201: ProjectOutput})
+    def post(self, request: Request) -> Response:
+        if not request.user.has_perm("projects.add_project"):
+            raise PermissionDenied("Your account may not create projects; ask a site admin.")
+        data = self.CreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(user=request.user, **data.validated_data)
+        project = selectors.project_get_for_user(user=request.user, project_id=project.pk)
+        return Response(ProjectOutput(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    class UpdateInput(ProjectSettingsInput):
+        class Meta(ProjectSettingsInput.Meta):
+            extra_kwargs = {name: {"required": False} for name in services.PROJECT_EDITABLE_FIELDS}
+
+    @extend_schema(responses=ProjectOutput)
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
+        return Response(ProjectOutput(project).data)
+
+    @extend_schema(request=UpdateInput, responses=ProjectOutput)
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.UpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.project_update(project=project, data=data.validated_data)
+        return Response(ProjectOutput(project).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        services.project_delete(project=project)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelListApi(APIView):
+    class CreateInput(LabelInput):
+        order = serializers.IntegerField(required=False, min_value=0)
+
+    @extend_schema(responses=LabelOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
+        return Response(LabelOutput(selectors.project_labels(project=project), many=True).data)
+
+    @extend_schema(request=CreateInput, responses={201: LabelOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.CreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        label = services.label_create(project=project, **data.validated_data)
+        return Response(LabelOutput(label).data, status=status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(APIView):
+    class UpdateInput(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False)
+        color = serializers.CharField(max_length=7, required=False)
+        key = serializers.CharField(max_length=1, required=False, allow_blank=True)
+        description = serializers.CharField(required=False, allow_blank=True)
+        order = serializers.IntegerField(required=False, min_value=0)
+
+    @extend_schema(responses=LabelOutput)
+    def get(self, request: Request, project_id: int, label_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
+        return Response(LabelOutput(selectors.label_get(project=project, label_id=label_id)).data)
+
+    @extend_schema(request=UpdateInput, responses=LabelOutput)
+    def patch(self, request: Request, project_id: int, label_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        label = selectors.label_get(project=project, label_id=label_id)
+        data = self.UpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(LabelOutput(services.label_update(label=label, data=data.validated_data)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, label_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        services.label_delete(label=selectors.label_get(project=project, label_id=label_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelReorderApi(APIView):
+    class Input(serializers.Serializer):
+        label_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+
+    @extend_schema(request=Input, responses=LabelOutput(many=True))
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.labels_reorder(project=project, label_ids=data.validated_data["label_ids"])
+        return Response(LabelOutput(selectors.project_labels(project=project), many=True).data)
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.get_username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "email", "role", "created_at"]
+
+
+class MembershipListApi(APIView):
+    class Input(serializers.Serializer):
+        user = serializers.CharField(help_text="Username or e-mail of an existing account.")
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=MembershipOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        return Response(MembershipOutput(selectors.project_members(project=project), many=True).data)
+
+    @extend_schema(request=Input, responses={201: MembershipOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_add(
+            project=project, user_identifier=data.validated_data["user"], role=data.validated_data["role"]
+        )
+        return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipDetailApi(APIView):
+    class Input(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(request=Input, responses=MembershipOutput)
+    def patch(self, request: Request, project_id: int, membership_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_set_role(
+            membership=selectors.membership_get(project=project, membership_id=membership_id), role=data.validated_data["role"]
+        )
+        return Response(MembershipOutput(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, membership_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        services.membership_remove(membership=selectors.membership_get(project=project, membership_id=membership_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemOutput(serializers.ModelSerializer):
+    gold = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["id", "external_id", "text", "metadata", "is_gold", "gold", "state", "annotation_count", "created_at"]
+
+    def get_gold(self, item: Item) -> Any:
+        if not item.is_gold:
+            return None
+        labels: LabelIndex = self.context["labels"]
+        parts = [LabelPart(row.start, row.end, row.label_id) for row in item.gold_labels.all()]
+        return value_render(project=self.context["project"], labels=labels, parts=parts, text=item.text)
+
+
+class ItemListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Text contains, or exact external id"),
+            OpenApiParameter("state", str, enum=["open", "in_progress", "complete"]),
+            OpenApiParameter("gold", str, enum=["yes", "no"]),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=ItemOutput(many=True),
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        items = selectors.items_list(
+            project=project,
+            query=request.query_params.get("q", ""),
+            state=request.query_params.get("state", ""),
+            gold=request.query_params.get("gold", ""),
+        ).prefetch_related("gold_labels")
+        context = {"project": project, "labels": LabelIndex.for_project(project)}
+        return paginated(request, self, items, ItemOutput, context=context)
+
+
+class ItemDetailApi(APIView):
+    @extend_schema(responses=ItemOutput)
+    def get(self, request: Request, project_id: int, item_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        item = selectors.item_get(project=project, item_id=item_id)
+        context = {"project": project, "labels": LabelIndex.for_project(project)}
+        return Response(ItemOutput(item, context=context).data)
+
+
+class ImportOutput(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "original_name", "size_bytes", "format", "options", "state", "rows_total", "rows_imported",
+            "error_count", "errors", "message", "progress", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_progress(self, job: ImportJob) -> dict[str, Any]:
+        return selectors.import_progress(job=job)
+
+
+class ImportListApi(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    class Input(serializers.Serializer):
+        file = serializers.FileField()
+        format = serializers.ChoiceField(choices=ImportFormat.choices, required=False, allow_blank=True)
+        text_field = serializers.CharField(required=False, default="text")
+        id_field = serializers.CharField(required=False, default="id")
+        gold_field = serializers.CharField(required=False, default="gold")
+        conll_tags_are_gold = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema(responses=ImportOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        return paginated(request, self, ImportJob.objects.filter(project=project), ImportOutput)
+
+    @extend_schema(
+        request={"multipart/form-data": Input},
+        responses={201: ImportOutput, 202: ImportOutput, 400: ImportOutput},
+        description=(
+            "Upload a file of items. Small files import at once (201 on success, 400 with every "
+            "row's problem on failure); larger ones import in the background (202): poll the import."
+        ),
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        upload, fmt = values.pop("file"), values.pop("format", "")
+        job = imports.items_import_start(project=project, user=request.user, upload=upload, fmt=fmt, options=values)
+        code = {"succeeded": status.HTTP_201_CREATED, "failed": status.HTTP_400_BAD_REQUEST}.get(
+            job.state, status.HTTP_202_ACCEPTED
+        )
+        return Response(ImportOutput(job).data, status=code)
+
+
+class ImportDetailApi(APIView):
+    @extend_schema(responses=ImportOutput)
+    def get(self, request: Request, project_id: int, job_id: int) -> Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        return Response(ImportOutput(selectors.import_job_get(project=project, job_id=job_id)).data)
+
+
+class ExportApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        description="Stream every item of the project with its gold answer and annotations.",
+    )
+    def get(self, request: Request, project_id: int) -> StreamingHttpResponse | Response:
+        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        fmt = request.query_params.get("format", "jsonl")
+        formats = export_formats_for(project)
+        if fmt not in formats:
+            return Response(
+                {"format": [f"Choose one of: {', '.join(formats)}."]}, status=status.HTTP_400_BAD_REQUEST
+            )
+        try:
+            stream = export_stream(project=project, fmt=fmt)
+        except ExportError as error:
+            return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        response = StreamingHttpResponse(stream, content_type=formats[fmt].content_type + "; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
+        return response
+

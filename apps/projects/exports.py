@@ -1,0 +1,216 @@
+"""Exporting a project's items with their answers, as a stream of text chunks.
+
+Items are read in chunks of ``CHUNK`` with their gold answers and annotations
+prefetched per chunk, so a 100k-item export holds one chunk in memory at a time and
+runs a constant number of queries per chunk.
+
+Formats:
+- ``jsonl``: one object per item: id, external_id, text, metadata, gold, every annotation
+  with its annotator.
+- ``csv``: the same, one row per item; metadata and annotations as JSON cells.
+- ``conll``: entity-span projects; one token per line with its BIO tag, a blank line
+  between items; items with no answer yet are left out.
+- ``hf``: JSON Lines with one fixed schema per task type, which
+  ``datasets.load_dataset("json", data_files=...)`` reads as is: ``text`` and ``label``
+  (single-label), ``labels`` (multi-label) or ``tokens`` and ``ner_tags`` (spans).
+"""
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.utils.text import slugify
+
+from apps.annotation.models import Annotation
+
+from .models import Item, Project, TaskType
+from .values import LabelIndex, LabelPart, value_render
+
+CHUNK = 2000
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    title: str
+    description: str
+    content_type: str
+    extension: str
+
+
+EXPORT_FORMATS = {
+    fmt.name: fmt
+    for fmt in (
+        ExportFormat("jsonl", "JSON Lines", "Every item with its metadata, gold answer and each annotation with its annotator.", "application/x-ndjson", "jsonl"),
+        ExportFormat("csv", "CSV", "One row per item; metadata and annotations as JSON cells.", "text/csv", "csv"),
+        ExportFormat("hf", "Hugging Face datasets", "Text with its training label in one fixed schema, ready for datasets.load_dataset.", "application/x-ndjson", "hf.jsonl"),
+        ExportFormat("conll", "CoNLL", "Tokens with BIO tags, a blank line between items (items with an answer).", "text/plain", "conll"),
+    )
+}  # fmt: skip
+
+
+class ExportError(Exception):
+    pass
+
+
+def export_formats_for(project: Project) -> dict[str, ExportFormat]:
+    return {name: fmt for name, fmt in EXPORT_FORMATS.items() if name != "conll" or project.is_spans}
+
+
+def export_filename(project: Project, fmt: str) -> str:
+    slug = slugify(project.name)[:50] or "project"
+    return f"{slug}-{project.pk}-{date.today().isoformat()}.{EXPORT_FORMATS[fmt].extension}"
+
+
+def _items(project: Project) -> Iterator[Item]:
+    items: QuerySet[Item] = (
+        Item.objects.filter(project=project)
+        .order_by("id")
+        .prefetch_related(
+            "gold_labels",
+            Prefetch(
+                "annotations",
+                queryset=Annotation.objects.select_related("annotator").prefetch_related("labels").order_by("id"),
+            ),
+        )
+    )
+    return items.iterator(chunk_size=CHUNK)
+
+
+def _parts(rows: Iterable[Any]) -> list[LabelPart]:
+    return [LabelPart(row.start, row.end, row.label_id) for row in rows]
+
+
+def _record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any]:
+    gold = value_render(project=project, labels=labels, parts=_parts(item.gold_labels.all()), text=item.text)
+    return {
+        "id": item.pk,
+        "external_id": item.external_id or None,
+        "text": item.text,
+        "metadata": item.metadata,
+        "is_gold": item.is_gold,
+        "gold": gold if item.is_gold else None,
+        "state": item.state,
+        "annotations": [
+            {
+                "annotator": annotation.annotator.get_username(),
+                "value": value_render(
+                    project=project, labels=labels, parts=_parts(annotation.labels.all()), text=item.text
+                ),
+                "created_at": annotation.created_at.isoformat(),
+                "duration_ms": annotation.duration_ms,
+            }
+            for annotation in item.annotations.all()
+        ],
+    }
+
+
+def _training_answer(item: Item) -> list[LabelPart] | None:
+    """The answer that training data should carry: for now the gold answer. Consolidated
+    labels take this place once consolidation exists."""
+    if item.is_gold:
+        return _parts(item.gold_labels.all())
+    return None
+
+
+def export_stream(*, project: Project, fmt: str) -> Iterator[str]:
+    if fmt not in export_formats_for(project):
+        raise ExportError(f"Unknown export format {fmt!r} for this project.")
+    labels = LabelIndex.for_project(project)
+    writers = {"jsonl": _jsonl, "csv": _csv, "hf": _hf, "conll": _conll}
+    return writers[fmt](project, labels)
+
+
+def _jsonl(project: Project, labels: LabelIndex) -> Iterator[str]:
+    for item in _items(project):
+        yield json.dumps(_record(project, labels, item), ensure_ascii=False) + "\n"
+
+
+CSV_COLUMNS = ["id", "external_id", "text", "metadata", "is_gold", "gold", "state", "annotation_count", "annotations"]
+
+
+def _csv(project: Project, labels: LabelIndex) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for item in _items(project):
+        record = _record(project, labels, item)
+        gold = record["gold"]
+        writer.writerow(
+            [
+                record["id"],
+                record["external_id"] or "",
+                record["text"],
+                json.dumps(record["metadata"], ensure_ascii=False) if record["metadata"] else "",
+                "yes" if record["is_gold"] else "no",
+                "" if gold is None else (gold if isinstance(gold, str) else json.dumps(gold, ensure_ascii=False)),
+                record["state"],
+                len(record["annotations"]),
+                json.dumps(record["annotations"], ensure_ascii=False) if record["annotations"] else "",
+            ]
+        )
+        yield flush()
+
+
+def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
+    for item in _items(project):
+        answer = _training_answer(item)
+        row: dict[str, Any] = {"id": item.pk, "external_id": item.external_id or None, "text": item.text}
+        if project.task_type == TaskType.SPANS:
+            tokens, tags = bio_tags(item.text, answer or [], labels)
+            row.update(tokens=tokens, ner_tags=tags, has_answer=answer is not None)
+        elif project.task_type == TaskType.MULTI_LABEL:
+            row["labels"] = value_render(project=project, labels=labels, parts=answer or [], text=item.text)
+            row["has_answer"] = answer is not None
+        else:
+            row["label"] = value_render(project=project, labels=labels, parts=answer, text=item.text) if answer else None
+        row["is_gold"] = item.is_gold
+        # Metadata keys differ between items, so it travels as one JSON string column.
+        row["metadata"] = json.dumps(item.metadata, ensure_ascii=False)
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+TOKEN = re.compile(r"\S+")
+
+
+def bio_tags(text: str, parts: list[LabelPart], labels: LabelIndex) -> tuple[list[str], list[str]]:
+    """Whitespace tokens of ``text`` with BIO tags from character spans. A token is inside a
+    span when it overlaps it; where spans overlap, the earlier span wins."""
+    tokens, tags = [], []
+    spans = sorted(parts)
+    previous_span: LabelPart | None = None
+    for match in TOKEN.finditer(text):
+        tokens.append(match.group())
+        span = next(
+            (p for p in spans if p.start is not None and p.end is not None and p.start < match.end() and match.start() < p.end),
+            None,
+        )
+        if span is None:
+            tags.append("O")
+        else:
+            name = labels.by_id[span.label_id].name
+            tags.append(("I-" if span == previous_span else "B-") + name)
+        previous_span = span
+    return tokens, tags
+
+
+def _conll(project: Project, labels: LabelIndex) -> Iterator[str]:
+    for item in _items(project):
+        answer = _training_answer(item)
+        if answer is None:
+            continue
+        tokens, tags = bio_tags(item.text, answer, labels)
+        yield "".join(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True)) + "\n"

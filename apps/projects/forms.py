@@ -1,0 +1,82 @@
+"""HTML forms. They only shape and type-check input; services apply the rules."""
+
+from django import forms
+
+from .models import ImportFormat, Project, Role
+from .services import PROJECT_EDITABLE_FIELDS
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = list(PROJECT_EDITABLE_FIELDS)
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+            "gold_ratio": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+            "quality_threshold": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+            "price_per_annotation": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
+        }
+        labels = {
+            "overlap": "Annotators per item",
+            "budget_max_annotations": "Budget (paid annotations)",
+            "allow_overlapping_spans": "Allow overlapping spans",
+        }
+
+
+class ProjectCreateForm(ProjectSettingsForm):
+    label_names = forms.CharField(
+        required=False,
+        label="Labels",
+        widget=forms.Textarea(attrs={"rows": 5, "placeholder": "World\nSports\nBusiness\nScience"}),
+        help_text="One per line. Colours and keyboard keys are assigned; change them later.",
+    )
+
+    class Meta(ProjectSettingsForm.Meta):
+        fields = ["name", "task_type", "instructions", "overlap", "budget_max_annotations", "price_per_annotation",
+                  "currency", "gold_ratio", "quality_threshold"]  # fmt: skip
+
+    def clean_label_names(self) -> list[str]:
+        names = [line.strip() for line in self.cleaned_data["label_names"].splitlines() if line.strip()]
+        folded = [name.casefold() for name in names]
+        repeated = sorted({name for name in names if folded.count(name.casefold()) > 1})
+        if repeated:
+            raise forms.ValidationError(f"Each label once, please: {', '.join(repeated)} repeat.")
+        return names
+
+
+class LabelForm(forms.Form):
+    """A label as typed in the ontology editor; the service checks it against the project."""
+
+    name = forms.CharField(max_length=100)
+    color = forms.CharField(max_length=7, initial="#2563eb", widget=forms.TextInput(attrs={"type": "color"}))
+    key = forms.CharField(
+        max_length=1,
+        required=False,
+        label="Key",
+        widget=forms.TextInput(attrs={"maxlength": 1, "size": 2, "autocomplete": "off", "class": "key-input"}),
+    )
+    description = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"placeholder": "When to use this label"})
+    )
+
+
+class MemberAddForm(forms.Form):
+    user = forms.CharField(label="Username or e-mail", max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV, JSON Lines, JSON (Label Studio tasks too) or CoNLL; UTF-8.")
+    format = forms.ChoiceField(
+        choices=[("", "Tell from the file name"), *ImportFormat.choices], required=False
+    )
+    text_field = forms.CharField(initial="text", label="Text column")
+    id_field = forms.CharField(initial="id", label="External id column")
+    gold_field = forms.CharField(initial="gold", label="Gold label column")
+    conll_tags_are_gold = forms.BooleanField(
+        required=False, initial=True, label="CoNLL tags are gold answers"
+    )

@@ -1,0 +1,291 @@
+"""Importing items: a file is checked whole, then written whole, or not at all.
+
+1. ``items_import_start`` stores the upload as an :class:`ImportJob`. Small files are
+   imported inside the request, so the answer carries the result; larger ones go to a
+   Celery worker once the job row is committed.
+2. ``import_job_run`` reads the file once to check every row (text present and not too
+   long, external ids unique in the file and the project, gold answers valid for the
+   ontology) and collects every problem with its row number.
+3. Only if no row has a problem does it read the file again and bulk-insert the items
+   in one transaction, so a failure half-way leaves nothing behind. Reading twice keeps
+   memory flat in the file size.
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from .models import GoldLabel, ImportFormat, ImportJob, Item, JobState, Project, TaskType
+from .readers import FileProblem, ImportOptions, RowProblem, SourceRow, format_for_filename, rows_read
+from .selectors import import_progress_key
+from .values import InvalidValue, LabelIndex, LabelPart, spans_validate, value_parse
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+PROGRESS_EVERY = 2000
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:,.1f} MB"
+
+
+def items_import_start(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    upload: UploadedFile,
+    fmt: str = "",
+    options: dict[str, Any] | None = None,
+    inline: bool | None = None,
+) -> ImportJob:
+    """Accept an uploaded file for import and start it: inline (in this process) when
+    small or asked for, otherwise in a worker once the job row is committed."""
+    limit = settings.QUORUM_IMPORT_MAX_BYTES
+    if upload.size is None or upload.size == 0:
+        raise ValidationError({"file": "The file is empty."})
+    if upload.size > limit:
+        raise ValidationError(
+            {"file": f"The file is {_megabytes(upload.size)}; the limit is {_megabytes(limit)}. Split it into parts."}
+        )
+    fmt = fmt or format_for_filename(upload.name or "") or ""
+    if fmt not in ImportFormat.values:
+        raise ValidationError(
+            {"format": "Choose the file format (CSV, JSON Lines, JSON or CoNLL); it cannot be told from the file name."}
+        )
+    if fmt == ImportFormat.CONLL and project.task_type != TaskType.SPANS:
+        raise ValidationError({"format": "CoNLL files hold entity spans; this project classifies whole texts."})
+    try:
+        parsed_options = ImportOptions.from_dict(options or {})
+    except TypeError as error:
+        raise ValidationError({"options": f"Unknown import option: {error}"}) from None
+    job = ImportJob.objects.create(
+        project=project,
+        created_by=user,
+        file=upload,
+        original_name=(upload.name or "upload")[:255],
+        size_bytes=upload.size,
+        format=fmt,
+        options=parsed_options.__dict__,
+    )
+    if inline is None:
+        inline = upload.size <= settings.QUORUM_IMPORT_INLINE_MAX_BYTES
+    if inline:
+        return import_job_run(job_id=job.pk) or job
+    from .tasks import import_job_task
+
+    transaction.on_commit(lambda: import_job_task.delay(job.pk))
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Run an import job to its end. Safe to call twice (a redelivered task): a finished
+    job is left alone, and the final write checks the job under a row lock, so two runs
+    at once cannot both insert."""
+    job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return job
+    ImportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=timezone.now()
+    )
+    options = ImportOptions.from_dict(job.options)
+    try:
+        check = _rows_check(job, options)
+        if check.problems_total:
+            return _job_finish(
+                job,
+                state=JobState.FAILED,
+                rows_total=check.rows,
+                errors=check.problems,
+                error_count=check.problems_total,
+                message=_failure_summary(check),
+            )
+        if check.rows == 0:
+            return _job_finish(job, state=JobState.FAILED, message="The file has no items to import.")
+        return _rows_write(job, options, check.rows)
+    except FileProblem as problem:
+        return _job_finish(job, state=JobState.FAILED, message=str(problem))
+    except Exception:
+        logger.exception("import job %s crashed", job_id)
+        _job_finish(
+            job,
+            state=JobState.FAILED,
+            message="The import stopped on an internal error; nothing was imported. The error is in the server log.",
+        )
+        raise
+    finally:
+        cache.delete(import_progress_key(job_id))
+
+
+@dataclass
+class _Check:
+    rows: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    problems_total: int = 0
+
+    def add(self, row: int, message: str) -> None:
+        self.problems_total += 1
+        if len(self.problems) < settings.QUORUM_IMPORT_MAX_REPORTED_ERRORS:
+            self.problems.append({"row": row, "message": message})
+
+
+def _failure_summary(check: _Check) -> str:
+    rows = "row" if check.problems_total == 1 else "rows"
+    return (
+        f"Nothing was imported: {check.problems_total:,} {rows} of {check.rows:,} need fixing. "
+        "Correct the file and upload it again."
+    )
+
+
+@dataclass
+class _ValidRow:
+    text: str
+    external_id: str
+    metadata: dict[str, Any]
+    gold: list[LabelPart] | None
+
+
+def _row_validate(
+    source: SourceRow, project: Project, labels: LabelIndex
+) -> _ValidRow:
+    """Check one row against the project; raise InvalidValue with a message for people."""
+    text = source.text
+    if text is None:
+        raise InvalidValue("the text is missing")
+    if not isinstance(text, str):
+        raise InvalidValue(f"the text must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InvalidValue("the text is empty")
+    if len(text) > settings.QUORUM_TEXT_MAX_CHARS:
+        raise InvalidValue(f"the text has {len(text):,} characters; the limit is {settings.QUORUM_TEXT_MAX_CHARS:,}")
+    if "\x00" in text:
+        raise InvalidValue("the text contains a NUL character")
+    external_id = source.external_id
+    if external_id is None:
+        external_id = ""
+    if isinstance(external_id, bool) or not isinstance(external_id, str | int):
+        raise InvalidValue(f"the id must be a string or a number, not {type(external_id).__name__}")
+    external_id = str(external_id).strip()
+    if len(external_id) > 255:
+        raise InvalidValue("the id is longer than 255 characters")
+    try:
+        if "\\u0000" in json.dumps(source.metadata):
+            raise InvalidValue("the metadata contains a NUL character")
+    except (TypeError, ValueError):
+        raise InvalidValue("the metadata cannot be stored as JSON") from None
+    gold: list[LabelPart] | None = None
+    if source.gold_spans is not None:
+        parts = [LabelPart(start, end, labels.named(name).pk) for start, end, name in source.gold_spans]
+        gold = spans_validate(project=project, parts=parts, text=text)
+    elif source.gold is not None:
+        raw = source.gold
+        if project.task_type == TaskType.SPANS and isinstance(raw, str):
+            try:
+                raw = json.loads(raw)  # a CSV cell holding the spans as JSON
+            except json.JSONDecodeError:
+                raise InvalidValue("gold spans must be a JSON list of {start, end, label}") from None
+        gold = value_parse(project=project, labels=labels, raw=raw, text=text)
+    return _ValidRow(text=text, external_id=external_id, metadata=source.metadata, gold=gold)
+
+
+def _valid_rows(
+    job: ImportJob, options: ImportOptions, raw: IO[bytes], labels: LabelIndex
+) -> Iterator[tuple[int, _ValidRow | str]]:
+    """Every row of the file with its row number: a valid row, or a problem message."""
+    for source in rows_read(raw, job.format, options):
+        if isinstance(source, RowProblem):
+            yield source.row, source.message
+            continue
+        try:
+            yield source.row, _row_validate(source, job.project, labels)
+        except InvalidValue as problem:
+            yield source.row, str(problem)
+
+
+def _progress(job: ImportJob, phase: str, fraction: float, rows: int) -> None:
+    cache.set(import_progress_key(job.pk), {"phase": phase, "fraction": fraction, "rows": rows}, timeout=6 * 3600)
+
+
+def _rows_check(job: ImportJob, options: ImportOptions) -> _Check:
+    check = _Check()
+    labels = LabelIndex.for_project(job.project)
+    taken = set(Item.objects.filter(project=job.project).exclude(external_id="").values_list("external_id", flat=True))
+    first_seen: dict[str, int] = {}
+    size = max(job.size_bytes, 1)
+    with job.file.open("rb") as raw:
+        for row, outcome in _valid_rows(job, options, raw, labels):
+            check.rows += 1
+            if isinstance(outcome, str):
+                check.add(row, outcome)
+            elif outcome.external_id:
+                if outcome.external_id in first_seen:
+                    check.add(row, f"the id {outcome.external_id!r} is used already on row {first_seen[outcome.external_id]}")
+                elif outcome.external_id in taken:
+                    check.add(row, f"the project already has an item with the id {outcome.external_id!r}")
+                else:
+                    first_seen[outcome.external_id] = row
+            if check.rows % PROGRESS_EVERY == 0:
+                _progress(job, "reading", min(raw.tell() / size, 1.0), check.rows)
+    return check
+
+
+def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> ImportJob:
+    labels = LabelIndex.for_project(job.project)
+    with transaction.atomic(), job.file.open("rb") as raw:
+        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if locked.is_finished:
+            return locked  # another delivery of the same task finished it meanwhile
+        written = 0
+        batch: list[tuple[Item, list[LabelPart] | None]] = []
+        for _, outcome in _valid_rows(job, options, raw, labels):
+            if isinstance(outcome, str):  # the file changed under us; never write half
+                raise FileProblem("The file changed while it was being imported; upload it again.")
+            item = Item(
+                project_id=job.project_id,
+                external_id=outcome.external_id,
+                text=outcome.text,
+                metadata=outcome.metadata,
+                is_gold=outcome.gold is not None,
+                import_job_id=job.pk,
+            )
+            batch.append((item, outcome.gold))
+            if len(batch) >= BATCH_SIZE:
+                written += _batch_insert(batch)
+                batch = []
+                _progress(job, "writing", written / rows_total, written)
+        written += _batch_insert(batch)
+        return _job_finish(job, state=JobState.SUCCEEDED, rows_total=rows_total, rows_imported=written, message=(
+            f"Imported {written:,} item{'s' if written != 1 else ''}."
+        ))
+
+
+def _batch_insert(batch: list[tuple[Item, list[LabelPart] | None]]) -> int:
+    if not batch:
+        return 0
+    items = Item.objects.bulk_create([item for item, _ in batch])
+    gold = [
+        GoldLabel(item_id=item.pk, label_id=part.label_id, start=part.start, end=part.end)
+        for item, (_, parts) in zip(items, batch, strict=True)
+        for part in parts or ()
+    ]
+    GoldLabel.objects.bulk_create(gold, batch_size=BATCH_SIZE)
+    return len(items)
+
+
+def _job_finish(job: ImportJob, *, state: str, **fields: Any) -> ImportJob:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.state = state
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "finished_at", *fields])
+    return job

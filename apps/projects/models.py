@@ -1,0 +1,270 @@
+"""Projects, their label ontology, who may work on them, and the items to label.
+
+Label answers (gold here, annotations in ``apps.annotation``) are stored as rows that
+point at a :class:`Label`, never as label names: renaming a label keeps every answer,
+and the database refuses to delete a label that an answer still uses.
+"""
+
+import random
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class TaskType(models.TextChoices):
+    SINGLE_LABEL = "single_label", "Single-label classification"
+    MULTI_LABEL = "multi_label", "Multi-label classification"
+    SPANS = "spans", "Named-entity spans"
+
+
+class ConsolidationMethod(models.TextChoices):
+    AUTO = "auto", "Automatic (best on gold items)"
+    MAJORITY_VOTE = "majority_vote", "Majority vote"
+    WAWA = "wawa", "Wawa"
+    ZERO_BASED_SKILL = "zero_based_skill", "Zero-based skill"
+    DAWID_SKENE = "dawid_skene", "Dawid-Skene"
+    ONE_COIN_DAWID_SKENE = "one_coin_dawid_skene", "One-coin Dawid-Skene"
+    GLAD = "glad", "GLAD"
+    MACE = "mace", "MACE"
+    MMSR = "mmsr", "M-MSR"
+
+
+class SamplingStrategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Margin"
+    ENTROPY = "entropy", "Entropy"
+    COMMITTEE = "committee", "Committee disagreement"
+    BALD = "bald", "BALD"
+    DIVERSITY = "diversity", "Diversity (embedding clusters)"
+    EXPECTED_MODEL_CHANGE = "expected_model_change", "Expected model change"
+    BOUNDARY = "boundary", "Boundary search"
+    MNLP = "mnlp", "MNLP (entity spans)"
+    MIX = "mix", "Weighted mix"
+
+
+class Role(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    REVIEWER = "reviewer", "Reviewer"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
+    task_type = models.CharField(max_length=20, choices=TaskType.choices, default=TaskType.SINGLE_LABEL)
+    allow_overlapping_spans = models.BooleanField(
+        default=False, help_text="Entity-span projects only: may two spans share characters?"
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="How many different annotators label each item (k).",
+    )
+    budget_max_annotations = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Maximum paid annotations; empty means no limit."
+    )
+    price_per_annotation = models.DecimalField(
+        max_digits=10, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(
+        max_length=3, default="USD", validators=[RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO code.")]
+    )
+    gold_ratio = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of assignments that are gold items (0 to 1).",
+    )
+    quality_threshold = models.FloatField(
+        default=0.7,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Minimum gold accuracy an annotator must keep (0 to 1).",
+    )
+    consolidation_method = models.CharField(
+        max_length=30, choices=ConsolidationMethod.choices, default=ConsolidationMethod.AUTO
+    )
+    sampling_strategy = models.CharField(
+        max_length=30, choices=SamplingStrategy.choices, default=SamplingStrategy.MARGIN
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_spans(self) -> bool:
+        return self.task_type == TaskType.SPANS
+
+
+# Distinct, readable colours handed to new labels in turn.
+LABEL_PALETTE = [
+    "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2",
+    "#ca8a04", "#db2777", "#4f46e5", "#059669", "#b91c1c", "#7c3aed",
+]  # fmt: skip
+
+
+class Label(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    color = models.CharField(
+        max_length=7,
+        default="#2563eb",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #2563eb.")],
+    )
+    key = models.CharField(
+        max_length=1,
+        blank=True,
+        validators=[RegexValidator(r"^[a-z0-9]$", "Use one lower-case letter or digit.")],
+        help_text="Keyboard shortcut in the annotate view.",
+    )
+    description = models.TextField(blank=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "project",
+                name="label_name_unique_in_project",
+                violation_error_message="This project already has a label with that name.",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "key"],
+                condition=~models.Q(key=""),
+                name="label_key_unique_in_project",
+                violation_error_message="Another label of this project already uses that key.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["role", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class ItemState(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETE = "complete", "Complete"
+
+
+def _random_key() -> float:
+    return random.random()
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # A gold item's answer lives in GoldLabel rows; the flag is separate because an
+    # entity-span gold item may rightly have no spans at all.
+    is_gold = models.BooleanField(default=False)
+    state = models.CharField(max_length=20, choices=ItemState.choices, default=ItemState.OPEN)
+    # Written by active learning; until then items go out in the stable random order.
+    priority = models.FloatField(default=0.0)
+    random_key = models.FloatField(default=_random_key)
+    annotation_count = models.PositiveIntegerField(default=0)
+    import_job = models.ForeignKey(
+        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="item_external_id_unique_in_project",
+                violation_error_message="This project already has an item with that external id.",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["project", "state", "id"], name="item_project_state"),
+            models.Index(fields=["project", "is_gold", "id"], name="item_project_gold"),
+            models.Index(fields=["project", "-priority", "random_key"], name="item_project_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"item {self.pk}"
+
+
+class GoldLabel(models.Model):
+    """One part of a gold answer: a label for classification, a labelled span for NER."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="gold_labels")
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="+")
+    start = models.PositiveIntegerField(null=True, blank=True)
+    end = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["start", "label_id"]
+        indexes = [models.Index(fields=["label"], name="goldlabel_label")]
+
+
+class ImportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    JSONL = "jsonl", "JSON Lines"
+    JSON = "json", "JSON (array, Label Studio tasks)"
+    CONLL = "conll", "CoNLL (entity spans)"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One uploaded file and what became of it. A file is imported whole or not at all."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=255)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=10, choices=ImportFormat.choices)
+    options = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.original_name})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (JobState.SUCCEEDED, JobState.FAILED)

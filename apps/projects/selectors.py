@@ -1,0 +1,158 @@
+"""Reads for projects and items, and the one permission gate every view goes through."""
+
+from collections.abc import Collection
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.http import Http404
+
+from .models import ImportJob, Item, ItemState, Label, Membership, Project, Role
+from .values import LabelPart
+
+# Who may do what. A manager may do everything a reviewer may.
+MANAGE = frozenset({Role.MANAGER})
+REVIEW = frozenset({Role.MANAGER, Role.REVIEWER})
+ANY_MEMBER = frozenset(Role)
+
+
+def _projects_with_role(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_superuser:
+        # Site admins act as managers of every project.
+        return Project.objects.annotate(user_role=Value(Role.MANAGER.value))
+    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return Project.objects.annotate(user_role=Subquery(role)).filter(user_role__isnull=False)
+
+
+def project_get_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, project_id: Any, roles: Collection[str] = ANY_MEMBER
+) -> Project:
+    """The project, with ``user_role`` set, if the user may act on it in one of ``roles``.
+
+    Someone who is not a member gets a 404, as if the project did not exist (ids are
+    not secrets, but membership is); a member without the role gets a 403.
+    """
+    try:
+        project_id = int(project_id)
+    except (TypeError, ValueError):
+        raise Http404("No such project.") from None
+    project = _projects_with_role(user).filter(pk=project_id).first()
+    if project is None:
+        raise Http404("No such project.")
+    if project.user_role not in roles:
+        raise PermissionDenied("Your role in this project does not allow this.")
+    return project
+
+
+def projects_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+    return (
+        _projects_with_role(user)
+        .annotate(
+            item_count=Count("items", distinct=True),
+            label_count=Count("labels", distinct=True),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def project_item_counts(*, project: Project) -> dict[str, int]:
+    counts = {state: 0 for state in ItemState.values}
+    for row in Item.objects.filter(project=project).values("state").annotate(n=Count("id")).order_by():
+        counts[row["state"]] = row["n"]
+    counts["total"] = sum(counts[state] for state in ItemState.values)
+    counts["gold"] = Item.objects.filter(project=project, is_gold=True).count()
+    return counts
+
+
+def project_labels(*, project: Project) -> list[Label]:
+    return list(project.labels.all())
+
+
+def label_get(*, project: Project, label_id: Any) -> Label:
+    try:
+        return Label.objects.get(project=project, pk=int(label_id))
+    except (Label.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such label in this project.") from None
+
+
+def membership_get(*, project: Project, membership_id: Any) -> Membership:
+    try:
+        return Membership.objects.select_related("user", "project").get(project=project, pk=int(membership_id))
+    except (Membership.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such member in this project.") from None
+
+
+def project_members(*, project: Project) -> QuerySet[Membership]:
+    return project.memberships.select_related("user").order_by("role", "user__username")
+
+
+def items_list(
+    *, project: Project, query: str = "", state: str = "", gold: str = "", label_id: int | None = None
+) -> QuerySet[Item]:
+    """Items of a project, filtered. Ordered by id so pages are stable; every filter is
+    backed by an index on (project, filter, id)."""
+    items = Item.objects.filter(project=project)
+    if state in ItemState.values:
+        items = items.filter(state=state)
+    if gold in ("yes", "no"):
+        items = items.filter(is_gold=(gold == "yes"))
+    if label_id is not None:
+        items = items.filter(gold_labels__label_id=label_id).distinct()
+    query = query.strip()
+    if query:
+        items = items.filter(Q(text__icontains=query) | Q(external_id=query))
+    return items.order_by("id")
+
+
+def item_get(*, project: Project, item_id: Any) -> Item:
+    """An item of this project; ids of other projects' items are a 404, never a leak."""
+    try:
+        return Item.objects.prefetch_related("gold_labels").get(project=project, pk=int(item_id))
+    except (Item.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such item in this project.") from None
+
+
+def item_annotations(*, item: Item) -> list[dict[str, Any]]:
+    """An item's annotations, oldest first, each with its answer's label parts."""
+    from apps.annotation.models import Annotation
+
+    rows = Annotation.objects.filter(item=item).select_related("annotator").prefetch_related("labels").order_by("id")
+    return [
+        {
+            "annotation": annotation,
+            "annotator": annotation.annotator.get_username(),
+            "parts": [LabelPart(row.start, row.end, row.label_id) for row in annotation.labels.all()],
+        }
+        for annotation in rows
+    ]
+
+
+def import_job_get(*, project: Project, job_id: Any) -> ImportJob:
+    try:
+        return ImportJob.objects.get(project=project, pk=int(job_id))
+    except (ImportJob.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such import in this project.") from None
+
+
+def import_jobs_recent(*, project: Project, limit: int = 10) -> QuerySet[ImportJob]:
+    return ImportJob.objects.filter(project=project).select_related("created_by")[:limit]
+
+
+def import_progress(*, job: ImportJob) -> dict[str, Any]:
+    """How far an import is, as a percentage and a phase. A running import's worker
+    writes this to the shared cache, because its database writes stay invisible until
+    the import commits as a whole."""
+    if job.is_finished:
+        return {"phase": job.state, "percent": 100, "rows": job.rows_imported or job.rows_total}
+    progress = cache.get(import_progress_key(job.pk)) or {"phase": job.state, "fraction": 0.0, "rows": 0}
+    # Reading (and checking) the file and writing the items are each half of the work.
+    half = 50 if progress["phase"] == "writing" else 0
+    return {**progress, "percent": min(99, half + int(progress["fraction"] * 50))}
+
+
+def import_progress_key(job_id: int) -> str:
+    return f"quorum:import-progress:{job_id}"

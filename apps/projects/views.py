@@ -1,0 +1,447 @@
+"""HTML pages for projects: list, create, overview, settings, labels, members, items,
+import and export. Views are thin: the gate, a form, a service call, a template.
+With htmx a view renders just the named partial that changed; without JavaScript
+every link and form still works as a plain page load."""
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from . import imports, selectors, services
+from .exports import ExportError, export_filename, export_formats_for, export_stream
+from .forms import ImportForm, LabelForm, MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
+from .models import LABEL_PALETTE, ItemState, Project, Role
+from .rendering import markdown_to_html
+from .selectors import ANY_MEMBER, MANAGE, REVIEW
+from .values import LabelIndex, LabelPart
+
+ITEMS_PER_PAGE = 50
+
+
+def form_add_service_error(form: Form, error: ValidationError) -> None:
+    """Show a service's ValidationError on the form: under the field it names when the
+    form has that field, above the form otherwise."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any], partial: str | None = None) -> HttpResponse:
+    """The whole page, or only ``partial`` of it when htmx asked for a piece."""
+    if partial and request.htmx and not request.htmx.boosted:
+        template = f"{template}#{partial}"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_user(user=request.user)
+    return render(
+        request,
+        "projects/home.html",
+        {"projects": projects, "can_create": request.user.has_perm("projects.add_project")},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("projects.add_project"):
+        raise PermissionDenied("Your account may not create projects; ask a site admin.")
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        fields = {name: value for name, value in form.cleaned_data.items() if name not in ("name", "label_names")}
+        try:
+            project = services.project_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                labels=[{"name": name} for name in form.cleaned_data["label_names"]],
+                **fields,
+            )
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            messages.success(request, f"Project “{project.name}” created. Import items to start.")
+            return redirect("projects:overview", project_id=project.pk)
+    return render(request, "projects/project_create.html", {"form": form})
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
+    counts = selectors.project_item_counts(project=project)
+    context = {
+        "project": project,
+        "counts": counts,
+        "labels": selectors.project_labels(project=project),
+        "instructions_html": markdown_to_html(project.instructions),
+        "imports": selectors.import_jobs_recent(project=project, limit=5) if project.user_role == Role.MANAGER else [],
+        "members": selectors.project_members(project=project) if project.user_role in REVIEW else [],
+        "state_chart": _state_chart(counts),
+        "budget_total": (project.budget_max_annotations or 0) * project.price_per_annotation,
+    }
+    return render(request, "projects/overview.html", context)
+
+
+STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
+
+
+def _state_chart(counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "data": {
+            "labels": [state.label for state in ItemState],
+            "datasets": [
+                {
+                    "data": [counts[state] for state in ItemState.values],
+                    "backgroundColor": [STATE_COLOURS[state] for state in ItemState],
+                    "borderWidth": 0,
+                }
+            ],
+        },
+        "options": {"cutout": "62%"},
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    initial = {name: getattr(project, name) for name in services.PROJECT_EDITABLE_FIELDS}
+    form = ProjectSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.project_update(project=project, data=form.cleaned_data)
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("projects:settings", project_id=project.pk)
+    return render(request, "projects/settings.html", {"project": project, "form": form})
+
+
+@login_required
+@require_POST
+def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    if request.POST.get("confirm_name", "").strip() != project.name:
+        messages.error(request, "Type the project's name exactly to delete it.")
+        return redirect("projects:settings", project_id=project.pk)
+    services.project_delete(project=project)
+    messages.success(request, f"Project “{project.name}” deleted.")
+    return redirect("projects:home")
+
+
+def _labels_page(
+    request: HttpRequest, project: Project, form: LabelForm | None = None, errors: list[str] | None = None
+) -> HttpResponse:
+    labels = selectors.project_labels(project=project)
+    context = {
+        "project": project,
+        "labels": labels,
+        "form": form or LabelForm(initial={"color": LABEL_PALETTE[len(labels) % len(LABEL_PALETTE)]}),
+        "errors": errors or [],
+        "can_edit": project.user_role == Role.MANAGER,
+    }
+    return _render(request, "projects/labels.html", context, partial="ontology")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def labels(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The ontology editor. GET: everyone in the project sees the labels; POST (manager): add one."""
+    roles = MANAGE if request.method == "POST" else ANY_MEMBER
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=roles)
+    if request.method == "GET":
+        return _labels_page(request, project)
+    form = LabelForm(request.POST)
+    if form.is_valid():
+        # An empty key on the add form asks for the next free key.
+        data = {**form.cleaned_data, "key": form.cleaned_data["key"] or None}
+        try:
+            label = services.label_create(project=project, **data)
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            messages.success(request, f"Label “{label.name}” added.")
+            if not request.htmx:
+                return redirect("projects:labels", project_id=project.pk)
+            return _labels_page(request, project)
+    return _labels_page(request, project, form=form)
+
+
+@login_required
+@require_POST
+def label_update(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    label = selectors.label_get(project=project, label_id=label_id)
+    form = LabelForm(request.POST)
+    errors: list[str] = []
+    if form.is_valid():
+        try:
+            services.label_update(label=label, data=form.cleaned_data)
+        except ValidationError as error:
+            errors = [f"{label.name}: {message}" for message in error.messages]
+        else:
+            messages.success(request, f"Label “{label.name}” saved.")
+    else:
+        errors = [f"{label.name}: {field} – {' '.join(e)}" for field, e in form.errors.items()]
+    if not request.htmx:
+        for error_text in errors:
+            messages.error(request, error_text)
+        return redirect("projects:labels", project_id=project.pk)
+    return _labels_page(request, project, errors=errors)
+
+
+@login_required
+@require_POST
+def label_delete(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    label = selectors.label_get(project=project, label_id=label_id)
+    errors: list[str] = []
+    try:
+        services.label_delete(label=label)
+    except ValidationError as error:
+        errors = error.messages
+    else:
+        messages.success(request, f"Label “{label.name}” deleted.")
+    if not request.htmx:
+        for error_text in errors:
+            messages.error(request, error_text)
+        return redirect("projects:labels", project_id=project.pk)
+    return _labels_page(request, project, errors=errors)
+
+
+@login_required
+@require_POST
+def label_move(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+    """Move a label one place up or down in the ontology."""
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    label = selectors.label_get(project=project, label_id=label_id)
+    ids = [each.pk for each in selectors.project_labels(project=project)]
+    position = ids.index(label.pk)
+    target = position - 1 if request.POST.get("direction") == "up" else position + 1
+    if 0 <= target < len(ids):
+        ids[position], ids[target] = ids[target], ids[position]
+        services.labels_reorder(project=project, label_ids=ids)
+    if not request.htmx:
+        return redirect("projects:labels", project_id=project.pk)
+    return _labels_page(request, project)
+
+
+def _members_page(request: HttpRequest, project: Project, form: MemberAddForm | None = None) -> HttpResponse:
+    context = {
+        "project": project,
+        "members": selectors.project_members(project=project),
+        "form": form or MemberAddForm(),
+        "roles": Role.choices,
+    }
+    return _render(request, "projects/members.html", context, partial="member-list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    if request.method == "GET":
+        return _members_page(request, project)
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = services.membership_add(
+                project=project, user_identifier=form.cleaned_data["user"], role=form.cleaned_data["role"]
+            )
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            messages.success(request, f"{membership.user.get_username()} joined as {membership.get_role_display()}.")
+            if not request.htmx:
+                return redirect("projects:members", project_id=project.pk)
+            return _members_page(request, project)
+    return _members_page(request, project, form=form)
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    membership = selectors.membership_get(project=project, membership_id=membership_id)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_set_role(membership=membership, role=form.cleaned_data["role"])
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"{membership.user.get_username()} is now {membership.get_role_display()}.")
+    if not request.htmx:
+        return redirect("projects:members", project_id=project.pk)
+    return _members_page(request, project)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    membership = selectors.membership_get(project=project, membership_id=membership_id)
+    try:
+        services.membership_remove(membership=membership)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{membership.user.get_username()} left the project.")
+    if not request.htmx:
+        return redirect("projects:members", project_id=project.pk)
+    return _members_page(request, project)
+
+
+@login_required
+@require_GET
+def items(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    filters = {
+        "q": request.GET.get("q", "").strip()[:200],
+        "state": request.GET.get("state", ""),
+        "gold": request.GET.get("gold", ""),
+    }
+    queryset = selectors.items_list(project=project, query=filters["q"], state=filters["state"], gold=filters["gold"])
+    page = Paginator(queryset.only("id", "external_id", "text", "state", "is_gold", "annotation_count"), ITEMS_PER_PAGE)
+    page_obj = page.get_page(request.GET.get("page"))
+    query = urlencode({key: value for key, value in filters.items() if value})
+    context = {
+        "project": project,
+        "page": page_obj,
+        "filters": filters,
+        "filter_query": query,
+        "states": ItemState.choices,
+        "counts": selectors.project_item_counts(project=project),
+    }
+    return _render(request, "projects/items.html", context, partial="item-table")
+
+
+@login_required
+@require_GET
+def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    item = selectors.item_get(project=project, item_id=item_id)
+    labels = LabelIndex.for_project(project)
+    gold_parts = [LabelPart(row.start, row.end, row.label_id) for row in item.gold_labels.all()]
+    annotations = selectors.item_annotations(item=item)
+    for annotation in annotations:
+        annotation["display"] = answer_display(project, labels, annotation["parts"], item.text)
+    context = {
+        "project": project,
+        "item": item,
+        "gold": answer_display(project, labels, gold_parts, item.text) if item.is_gold else None,
+        "plain_segments": [{"text": item.text, "label": None}],
+        "annotations": annotations,
+    }
+    return render(request, "projects/item_detail.html", context)
+
+
+def answer_display(project: Project, labels: LabelIndex, parts: list[LabelPart], text: str) -> dict[str, Any]:
+    """An answer ready for a template: the chosen labels, or the text cut into spans."""
+    if project.is_spans:
+        return {
+            "segments": text_segments(text, parts, labels),
+            "spans": [{"label": labels.by_id[p.label_id], "text": text[p.start : p.end]} for p in sorted(parts)],
+        }
+    return {"labels": sorted((labels.by_id[p.label_id] for p in parts), key=lambda label: label.order)}
+
+
+def text_segments(text: str, parts: list[LabelPart], labels: LabelIndex) -> list[dict[str, Any]]:
+    """The text cut into plain and labelled pieces, for highlighting spans in templates.
+    Overlapping spans are shown by their first span only."""
+    segments, position = [], 0
+    for part in sorted(parts):
+        assert part.start is not None and part.end is not None
+        if part.start < position:
+            continue
+        if part.start > position:
+            segments.append({"text": text[position : part.start], "label": None})
+        segments.append({"text": text[part.start : part.end], "label": labels.by_id[part.label_id]})
+        position = part.end
+    if position < len(text):
+        segments.append({"text": text[position:], "label": None})
+    return segments
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_items(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        options = {name: form.cleaned_data[name] for name in ("text_field", "id_field", "gold_field", "conll_tags_are_gold")}
+        try:
+            job = imports.items_import_start(
+                project=project,
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                fmt=form.cleaned_data["format"],
+                options=options,
+            )
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            url = reverse("projects:import_detail", kwargs={"project_id": project.pk, "job_id": job.pk})
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    context = {
+        "project": project,
+        "form": form,
+        "jobs": selectors.import_jobs_recent(project=project),
+        "labels": selectors.project_labels(project=project),
+    }
+    return render(request, "projects/import.html", context)
+
+
+@login_required
+@require_GET
+def import_detail(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    job = selectors.import_job_get(project=project, job_id=job_id)
+    context = {"project": project, "job": job, "progress": selectors.import_progress(job=job)}
+    # The status partial polls itself while the job runs; once finished it renders
+    # without the trigger, so the swap ends the polling.
+    return _render(request, "projects/import_detail.html", context, partial="job-status")
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    context = {
+        "project": project,
+        "formats": export_formats_for(project),
+        "counts": selectors.project_item_counts(project=project),
+    }
+    return render(request, "projects/export.html", context)
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    formats = export_formats_for(project)
+    if fmt not in formats:
+        raise Http404("No such export format for this project.")
+    try:
+        stream = export_stream(project=project, fmt=fmt)
+    except ExportError as error:
+        raise Http404(str(error)) from None
+    response = StreamingHttpResponse(stream, content_type=formats[fmt].content_type + "; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
+    return response

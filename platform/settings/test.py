@@ -1,0 +1,20 @@
+"""The test suite. SQLite unless DATABASE_URL points at PostgreSQL; Celery runs tasks
+inline unless a test starts a real worker (see tests/integration)."""
+
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-key"
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_tmp = Path(tempfile.mkdtemp(prefix="quorum-test-"))
+MEDIA_ROOT = _tmp / "media"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
