@@ -66,7 +66,7 @@ class ProjectSettingsInput(serializers.ModelSerializer):
 
 
 class ProjectListApi(APIView):
-    class CreateInput(ProjectSettingsInput):
+    class ProjectCreateInput(ProjectSettingsInput):
         labels = LabelInput(many=True, required=False)
 
         class Meta(ProjectSettingsInput.Meta):
@@ -77,11 +77,11 @@ class ProjectListApi(APIView):
         projects = selectors.projects_for_user(user=request.user).prefetch_related("labels")
         return paginated(request, self, projects, ProjectOutput)
 
-    @extend_schema(request=CreateInput, responses={201: ProjectOutput})
+    @extend_schema(request=ProjectCreateInput, responses={201: ProjectOutput})
     def post(self, request: Request) -> Response:
         if not request.user.has_perm("projects.add_project"):
             raise PermissionDenied("Your account may not create projects; ask a site admin.")
-        data = self.CreateInput(data=request.data)
+        data = self.ProjectCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_create(user=request.user, **data.validated_data)
         project = selectors.project_get_for_user(user=request.user, project_id=project.pk)
@@ -89,7 +89,7 @@ class ProjectListApi(APIView):
 
 
 class ProjectDetailApi(APIView):
-    class UpdateInput(ProjectSettingsInput):
+    class ProjectUpdateInput(ProjectSettingsInput):
         class Meta(ProjectSettingsInput.Meta):
             extra_kwargs = {name: {"required": False} for name in services.PROJECT_EDITABLE_FIELDS}
 
@@ -98,10 +98,10 @@ class ProjectDetailApi(APIView):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(ProjectOutput(project).data)
 
-    @extend_schema(request=UpdateInput, responses=ProjectOutput)
+    @extend_schema(request=ProjectUpdateInput, responses=ProjectOutput)
     def patch(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.UpdateInput(data=request.data, partial=True)
+        data = self.ProjectUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         services.project_update(project=project, data=data.validated_data)
         return Response(ProjectOutput(project).data)
@@ -114,7 +114,7 @@ class ProjectDetailApi(APIView):
 
 
 class LabelListApi(APIView):
-    class CreateInput(LabelInput):
+    class LabelCreateInput(LabelInput):
         order = serializers.IntegerField(required=False, min_value=0)
 
     @extend_schema(responses=LabelOutput(many=True))
@@ -122,17 +122,17 @@ class LabelListApi(APIView):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(LabelOutput(selectors.project_labels(project=project), many=True).data)
 
-    @extend_schema(request=CreateInput, responses={201: LabelOutput})
+    @extend_schema(request=LabelCreateInput, responses={201: LabelOutput})
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.CreateInput(data=request.data)
+        data = self.LabelCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         label = services.label_create(project=project, **data.validated_data)
         return Response(LabelOutput(label).data, status=status.HTTP_201_CREATED)
 
 
 class LabelDetailApi(APIView):
-    class UpdateInput(serializers.Serializer):
+    class LabelUpdateInput(serializers.Serializer):
         name = serializers.CharField(max_length=100, required=False)
         color = serializers.CharField(max_length=7, required=False)
         key = serializers.CharField(max_length=1, required=False, allow_blank=True)
@@ -144,11 +144,11 @@ class LabelDetailApi(APIView):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(LabelOutput(selectors.label_get(project=project, label_id=label_id)).data)
 
-    @extend_schema(request=UpdateInput, responses=LabelOutput)
+    @extend_schema(request=LabelUpdateInput, responses=LabelOutput)
     def patch(self, request: Request, project_id: int, label_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         label = selectors.label_get(project=project, label_id=label_id)
-        data = self.UpdateInput(data=request.data)
+        data = self.LabelUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(LabelOutput(services.label_update(label=label, data=data.validated_data)).data)
 
@@ -160,13 +160,13 @@ class LabelDetailApi(APIView):
 
 
 class LabelReorderApi(APIView):
-    class Input(serializers.Serializer):
+    class LabelReorderInput(serializers.Serializer):
         label_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
 
-    @extend_schema(request=Input, responses=LabelOutput(many=True))
+    @extend_schema(request=LabelReorderInput, responses=LabelOutput(many=True))
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.Input(data=request.data)
+        data = self.LabelReorderInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.labels_reorder(project=project, label_ids=data.validated_data["label_ids"])
         return Response(LabelOutput(selectors.project_labels(project=project), many=True).data)
@@ -182,7 +182,7 @@ class MembershipOutput(serializers.ModelSerializer):
 
 
 class MembershipListApi(APIView):
-    class Input(serializers.Serializer):
+    class MembershipCreateInput(serializers.Serializer):
         user = serializers.CharField(help_text="Username or e-mail of an existing account.")
         role = serializers.ChoiceField(choices=Role.choices)
 
@@ -191,10 +191,10 @@ class MembershipListApi(APIView):
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         return Response(MembershipOutput(selectors.project_members(project=project), many=True).data)
 
-    @extend_schema(request=Input, responses={201: MembershipOutput})
+    @extend_schema(request=MembershipCreateInput, responses={201: MembershipOutput})
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.Input(data=request.data)
+        data = self.MembershipCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_add(
             project=project, user_identifier=data.validated_data["user"], role=data.validated_data["role"]
@@ -203,17 +203,16 @@ class MembershipListApi(APIView):
 
 
 class MembershipDetailApi(APIView):
-    class Input(serializers.Serializer):
+    class MembershipRoleInput(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
-    @extend_schema(request=Input, responses=MembershipOutput)
+    @extend_schema(request=MembershipRoleInput, responses=MembershipOutput)
     def patch(self, request: Request, project_id: int, membership_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.Input(data=request.data)
+        membership = selectors.membership_get(project=project, membership_id=membership_id)
+        data = self.MembershipRoleInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_set_role(
-            membership=selectors.membership_get(project=project, membership_id=membership_id), role=data.validated_data["role"]
-        )
+        membership = services.membership_set_role(membership=membership, role=data.validated_data["role"])
         return Response(MembershipOutput(membership).data)
 
     @extend_schema(responses={204: None})
@@ -287,7 +286,7 @@ class ImportOutput(serializers.ModelSerializer):
 class ImportListApi(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    class Input(serializers.Serializer):
+    class ImportCreateInput(serializers.Serializer):
         file = serializers.FileField()
         format = serializers.ChoiceField(choices=ImportFormat.choices, required=False, allow_blank=True)
         text_field = serializers.CharField(required=False, default="text")
@@ -301,7 +300,7 @@ class ImportListApi(APIView):
         return paginated(request, self, ImportJob.objects.filter(project=project), ImportOutput)
 
     @extend_schema(
-        request={"multipart/form-data": Input},
+        request={"multipart/form-data": ImportCreateInput},
         responses={201: ImportOutput, 202: ImportOutput, 400: ImportOutput},
         description=(
             "Upload a file of items. Small files import at once (201 on success, 400 with every "
@@ -310,7 +309,7 @@ class ImportListApi(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.Input(data=request.data)
+        data = self.ImportCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         upload, fmt = values.pop("file"), values.pop("format", "")

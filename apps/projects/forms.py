@@ -23,6 +23,10 @@ class ProjectSettingsForm(forms.ModelForm):
         }
 
 
+    def clean_currency(self) -> str:
+        return str(self.cleaned_data["currency"]).upper()
+
+
 class ProjectCreateForm(ProjectSettingsForm):
     label_names = forms.CharField(
         required=False,

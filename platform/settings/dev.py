@@ -1,12 +1,18 @@
 """Local development and ``make demo``: SQLite, the filesystem broker, debug pages."""
 
+from pathlib import Path
+
 from .base import *  # noqa: F403
 from platform.env import env_str
 
-from .base import VAR_DIR
+from .base import CELERY_BROKER_TRANSPORT_OPTIONS, VAR_DIR
 
 DEBUG = True
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 ALLOWED_HOSTS = ["*"]
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The filesystem broker needs its folders before the first message.
+for _key in ("data_folder_in", "processed_folder"):
+    if _key in CELERY_BROKER_TRANSPORT_OPTIONS:
+        Path(str(CELERY_BROKER_TRANSPORT_OPTIONS[_key])).mkdir(parents=True, exist_ok=True)

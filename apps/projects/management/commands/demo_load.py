@@ -1,0 +1,152 @@
+"""Load Quorum's demo: accounts, a news-topic classification project and an
+entity-span project, from the corpus written for the demo in ``apps/projects/demo_data``.
+
+Idempotent: running it again leaves an existing demo alone (``--reset`` rebuilds it).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from apps.projects.imports import items_import_start
+from apps.projects.models import Project, Role, TaskType
+from apps.projects.services import membership_add, project_create
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
+DEMO_PASSWORD = "quorum-demo"
+ANNOTATORS = [f"annotator{n}" for n in range(1, 6)]
+TOPICS_NAME = "Newsroom topics"
+ENTITIES_NAME = "Newsroom entities"
+
+TOPIC_LABELS = [
+    {"name": "World", "color": "#2563eb", "description": "International affairs, politics, conflicts, disasters."},
+    {"name": "Sports", "color": "#16a34a", "description": "Matches, athletes, clubs, transfers, results."},
+    {"name": "Business", "color": "#ea580c", "description": "Companies, markets, the economy, jobs."},
+    {"name": "Science", "color": "#9333ea", "description": "Research, space, health, technology breakthroughs."},
+]
+ENTITY_LABELS = [
+    {"name": "Person", "color": "#2563eb", "key": "p"},
+    {"name": "Organization", "color": "#ea580c", "key": "o"},
+    {"name": "Location", "color": "#16a34a", "key": "l"},
+    {"name": "Date", "color": "#9333ea", "key": "d"},
+]
+TOPICS_INSTRUCTIONS = """\
+Read the news summary and choose the **one topic** it is mostly about.
+
+| Topic | Choose it for |
+|---|---|
+| World | international politics, diplomacy, conflicts, disasters |
+| Sports | games, athletes, clubs, transfers |
+| Business | companies, markets, central banks, jobs |
+| Science | research, space, medicine, technology |
+
+When a story fits two topics (a football club's share price), pick the one its **main
+news** is about. Press the number key of a topic, then *Enter*.
+"""
+ENTITIES_INSTRUCTIONS = """\
+Mark every **person**, **organization**, **location** and **date** in the sentence.
+Select the words with the mouse, then press the label's key. Do not include
+surrounding punctuation or words such as *the*.
+"""
+
+
+def corpus(name: str) -> list[dict[str, Any]]:
+    path = DEMO_DIR / name
+    if not path.is_file():
+        raise CommandError(f"The demo corpus {path} is missing.")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _jsonl_upload(name: str, rows: list[dict[str, Any]]) -> SimpleUploadedFile:
+    payload = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    return SimpleUploadedFile(name, payload, content_type="application/x-ndjson")
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts and projects (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--reset", action="store_true", help="Delete the demo projects and load them again.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["reset"]:
+            Project.objects.filter(name__in=[TOPICS_NAME, ENTITIES_NAME]).delete()
+        users = self._users()
+        if Project.objects.filter(name=TOPICS_NAME).exists():
+            self.stdout.write("The demo is loaded already (use --reset to load it again).")
+            return
+        with transaction.atomic():
+            self._topics_project(users)
+            self._entities_project(users)
+        self.stdout.write(self.style.SUCCESS("Demo loaded."))
+
+    def _users(self) -> dict[str, Any]:
+        User = get_user_model()
+        users = {}
+        for username in ["admin", "manager", "reviewer", *ANNOTATORS]:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@demo.quorum.invalid"}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                if username == "admin":
+                    user.is_staff = user.is_superuser = True
+                user.save()
+            users[username] = user
+        users["manager"].user_permissions.add(Permission.objects.get(codename="add_project"))
+        return users
+
+    def _members(self, project: Project, users: dict[str, Any]) -> None:
+        membership_add(project=project, user_identifier="reviewer", role=Role.REVIEWER)
+        for username in ANNOTATORS:
+            membership_add(project=project, user_identifier=username, role=Role.ANNOTATOR)
+
+    def _import(self, project: Project, user: Any, name: str, rows: list[dict[str, Any]]) -> None:
+        job = items_import_start(project=project, user=user, upload=_jsonl_upload(name, rows), fmt="jsonl", inline=True)
+        if job.state != "succeeded":
+            raise CommandError(f"The demo import failed: {job.message} {job.errors[:5]}")
+        self.stdout.write(f"  {project.name}: {job.rows_imported} items")
+
+    def _topics_project(self, users: dict[str, Any]) -> None:
+        project = project_create(
+            user=users["manager"],
+            name=TOPICS_NAME,
+            task_type=TaskType.SINGLE_LABEL,
+            instructions=TOPICS_INSTRUCTIONS,
+            overlap=3,
+            budget_max_annotations=1200,
+            price_per_annotation="0.05",
+            gold_ratio=0.1,
+            labels=TOPIC_LABELS,
+        )
+        self._members(project, users)
+        # Every tenth story is a gold item; the others' topics stay hidden, as the truth
+        # that simulated annotators answer from.
+        rows = [
+            {"id": row["id"], "text": row["text"], **({"gold": row["topic"]} if n % 10 == 0 else {})}
+            for n, row in enumerate(corpus("news.jsonl"))
+        ]
+        self._import(project, users["manager"], "news.jsonl", rows)
+
+    def _entities_project(self, users: dict[str, Any]) -> None:
+        project = project_create(
+            user=users["manager"],
+            name=ENTITIES_NAME,
+            task_type=TaskType.SPANS,
+            instructions=ENTITIES_INSTRUCTIONS,
+            overlap=2,
+            gold_ratio=0.15,
+            labels=ENTITY_LABELS,
+        )
+        self._members(project, users)
+        rows = [
+            {"id": row["id"], "text": row["text"], **({"gold": row["gold_spans"]} if n % 6 == 0 else {})}
+            for n, row in enumerate(corpus("entities.jsonl"))
+        ]
+        self._import(project, users["manager"], "entities.jsonl", rows)

@@ -1,0 +1,166 @@
+"""The permission matrix over every project URL, HTML and API: an outsider gets 404 (the
+project does not exist for them), a member without the role gets 403, a member with it
+gets through. A URL added without a row here fails ``test_every_project_url_is_in_the_matrix``."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from apps.projects.imports import items_import_start
+from apps.projects.models import Item, Membership
+from tests.factories import ItemFactory
+from tests.helpers import api_for, client_for
+
+M, R, A = "manager", "reviewer", "annotator"
+EVERYONE = {M, R, A}
+
+# (url name, HTTP method, roles allowed)
+MATRIX = [
+    ("projects:overview", "get", EVERYONE),
+    ("projects:settings", "get", {M}),
+    ("projects:settings", "post", {M}),
+    ("projects:delete", "post", {M}),
+    ("projects:labels", "get", EVERYONE),
+    ("projects:labels", "post", {M}),
+    ("projects:label_update", "post", {M}),
+    ("projects:label_delete", "post", {M}),
+    ("projects:label_move", "post", {M}),
+    ("projects:members", "get", {M}),
+    ("projects:members", "post", {M}),
+    ("projects:member_update", "post", {M}),
+    ("projects:member_remove", "post", {M}),
+    ("projects:items", "get", {M, R}),
+    ("projects:item_detail", "get", {M, R}),
+    ("projects:import", "get", {M}),
+    ("projects:import", "post", {M}),
+    ("projects:import_detail", "get", {M}),
+    ("projects:export", "get", {M}),
+    ("projects:export_download", "get", {M}),
+    ("api-project", "get", EVERYONE),
+    ("api-project", "patch", {M}),
+    ("api-project", "delete", {M}),
+    ("api-labels", "get", EVERYONE),
+    ("api-labels", "post", {M}),
+    ("api-labels-reorder", "post", {M}),
+    ("api-label", "get", EVERYONE),
+    ("api-label", "patch", {M}),
+    ("api-label", "delete", {M}),
+    ("api-members", "get", {M}),
+    ("api-members", "post", {M}),
+    ("api-member", "patch", {M}),
+    ("api-member", "delete", {M}),
+    ("api-items", "get", {M, R}),
+    ("api-item", "get", {M, R}),
+    ("api-imports", "get", {M}),
+    ("api-imports", "post", {M}),
+    ("api-import", "get", {M}),
+    ("api-export", "get", {M}),
+]
+
+
+def url_kwargs(cast, name: str) -> dict:
+    pattern_kwargs = {
+        "label_id": cast.labels["Science"].pk,
+        "membership_id": Membership.objects.get(project=cast.project, user=cast.other_annotator).pk,
+        "item_id": Item.objects.filter(project=cast.project).first().pk,
+        "job_id": cast.project.import_jobs.first().pk,
+        "fmt": "jsonl",
+    }
+    wanted = _route_kwargs(name)
+    return {"project_id": cast.project.pk, **{key: pattern_kwargs[key] for key in wanted if key != "project_id"}}
+
+
+def _all_patterns(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            namespace = f"{prefix}{entry.namespace}:" if entry.namespace else prefix
+            yield from _all_patterns(entry, namespace)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield f"{prefix}{entry.name}", entry
+
+
+def _route_kwargs(name: str) -> list[str]:
+    for full_name, pattern in _all_patterns():
+        if full_name == name:
+            return list(pattern.pattern.converters)
+    raise AssertionError(f"no URL named {name}")
+
+
+@pytest.fixture
+def world(cast):
+    ItemFactory(project=cast.project)
+    items_import_start(
+        project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n")
+    )
+    return cast
+
+
+def test_every_project_url_is_in_the_matrix():
+    scoped = {name for name, pattern in _all_patterns() if "project_id" in pattern.pattern.converters}
+    assert scoped == {name for name, _, _ in MATRIX}
+
+
+def _call(user, name, method, kwargs):
+    url = reverse(name, kwargs=kwargs)
+    client = api_for(user) if name.startswith("api-") else client_for(user)
+    return getattr(client, method)(url, {} if method != "get" else None)
+
+
+@pytest.mark.parametrize(("name", "method", "allowed"), MATRIX, ids=[f"{m} {n}" for n, m, _ in MATRIX])
+@pytest.mark.parametrize("role", ["manager", "reviewer", "annotator", "outsider"])
+def test_permission_matrix(world, name, method, allowed, role):
+    response = _call(world.member(role), name, method, url_kwargs(world, name))
+
+    if role == "outsider":
+        assert response.status_code == 404
+    elif role in allowed:
+        assert response.status_code not in (401, 403, 404), response.content[:300]
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("name", "method", "allowed"), MATRIX, ids=[f"{m} {n}" for n, m, _ in MATRIX])
+def test_anonymous_visitors_are_sent_to_log_in(world, name, method, allowed):
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    url = reverse(name, kwargs=url_kwargs(world, name))
+    client = APIClient() if name.startswith("api-") else Client()
+    response = getattr(client, method)(url)
+
+    if name.startswith("api-"):
+        assert response.status_code in (401, 403)
+    else:
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwarg"),
+    [
+        ("projects:item_detail", "item_id"),
+        ("api-item", "item_id"),
+        ("projects:label_update", "label_id"),
+        ("api-label", "label_id"),
+        ("api-member", "membership_id"),
+        ("projects:import_detail", "job_id"),
+        ("api-import", "job_id"),
+    ],
+)
+def test_ids_of_another_project_are_not_found_through_this_one(world, name, kwarg):
+    """A manager of this project forging the id of another project's object gets 404."""
+    other = world.other_project
+    forged = {
+        "item_id": ItemFactory(project=other).pk,
+        "label_id": other.labels.first().pk,
+        "membership_id": other.memberships.first().pk,
+        "job_id": items_import_start(
+            project=other, user=world.outsider, upload=SimpleUploadedFile("b.csv", b"text\nhi\n")
+        ).pk,
+    }[kwarg]
+    kwargs = {**url_kwargs(world, name), kwarg: forged}
+    method = {"projects:label_update": "post", "api-member": "patch"}.get(name, "get")
+
+    response = _call(world.manager, name, method, kwargs)
+
+    assert response.status_code == 404
