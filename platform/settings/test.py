@@ -15,7 +15,8 @@ _tmp = Path(tempfile.mkdtemp(prefix="quorum-test-"))
 MEDIA_ROOT = _tmp / "media"
 STATIC_ROOT = _tmp / "static"
 STATIC_ROOT.mkdir()
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if not REDIS_URL:  # noqa: F405  (with Redis the suite uses it, as production does)
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 
