@@ -13,6 +13,7 @@
 
 import json
 import logging
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -22,10 +23,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import GoldLabel, ImportFormat, ImportJob, Item, JobState, Project, TaskType
+from .models import GoldLabel, ImportFormat, ImportJob, Item, ItemState, JobState, Project, TaskType
 from .readers import FileProblem, ImportOptions, RowProblem, SourceRow, format_for_filename, rows_read
 from .selectors import import_progress_key
 from .values import InvalidValue, LabelIndex, LabelPart, spans_validate, value_parse
@@ -152,6 +153,7 @@ class _ValidRow:
     text: str
     external_id: str
     metadata: dict[str, Any]
+    metadata_json: str
     gold: list[LabelPart] | None
 
 
@@ -179,10 +181,11 @@ def _row_validate(
     if len(external_id) > 255:
         raise InvalidValue("the id is longer than 255 characters")
     try:
-        if "\\u0000" in json.dumps(source.metadata):
-            raise InvalidValue("the metadata contains a NUL character")
+        metadata_json = json.dumps(source.metadata, ensure_ascii=False)
     except (TypeError, ValueError):
         raise InvalidValue("the metadata cannot be stored as JSON") from None
+    if "\\u0000" in metadata_json:
+        raise InvalidValue("the metadata contains a NUL character")
     gold: list[LabelPart] | None = None
     if source.gold_spans is not None:
         parts = [LabelPart(start, end, labels.named(name).pk) for start, end, name in source.gold_spans]
@@ -195,7 +198,9 @@ def _row_validate(
             except json.JSONDecodeError:
                 raise InvalidValue("gold spans must be a JSON list of {start, end, label}") from None
         gold = value_parse(project=project, labels=labels, raw=raw, text=text)
-    return _ValidRow(text=text, external_id=external_id, metadata=source.metadata, gold=gold)
+    return _ValidRow(
+        text=text, external_id=external_id, metadata=source.metadata, metadata_json=metadata_json, gold=gold
+    )
 
 
 def _valid_rows(
@@ -246,40 +251,75 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> Impo
         if locked.is_finished:
             return locked  # another delivery of the same task finished it meanwhile
         written = 0
-        batch: list[tuple[Item, list[LabelPart] | None]] = []
+        batch: list[_ValidRow] = []
         for _, outcome in _valid_rows(job, options, raw, labels):
             if isinstance(outcome, str):  # the file changed under us; never write half
                 raise FileProblem("The file changed while it was being imported; upload it again.")
-            item = Item(
-                project_id=job.project_id,
-                external_id=outcome.external_id,
-                text=outcome.text,
-                metadata=outcome.metadata,
-                is_gold=outcome.gold is not None,
-                import_job_id=job.pk,
-            )
-            batch.append((item, outcome.gold))
+            batch.append(outcome)
             if len(batch) >= BATCH_SIZE:
-                written += _batch_insert(batch)
+                written += _batch_insert(job, batch)
                 batch = []
                 _progress(job, "writing", written / rows_total, written)
-        written += _batch_insert(batch)
+        written += _batch_insert(job, batch)
         return _job_finish(job, state=JobState.SUCCEEDED, rows_total=rows_total, rows_imported=written, message=(
             f"Imported {written:,} item{'s' if written != 1 else ''}."
         ))
 
 
-def _batch_insert(batch: list[tuple[Item, list[LabelPart] | None]]) -> int:
-    if not batch:
+def _batch_insert(job: ImportJob, rows: list[_ValidRow]) -> int:
+    if not rows:
         return 0
-    items = Item.objects.bulk_create([item for item, _ in batch])
+    if connection.vendor == "postgresql":
+        ids = _copy_items(job, rows)
+    else:
+        items = Item.objects.bulk_create(
+            Item(
+                project_id=job.project_id,
+                external_id=row.external_id,
+                text=row.text,
+                metadata=row.metadata,
+                is_gold=row.gold is not None,
+                import_job_id=job.pk,
+            )
+            for row in rows
+        )
+        ids = [item.pk for item in items]
     gold = [
-        GoldLabel(item_id=item.pk, label_id=part.label_id, start=part.start, end=part.end)
-        for item, (_, parts) in zip(items, batch, strict=True)
-        for part in parts or ()
+        GoldLabel(item_id=item_id, label_id=part.label_id, start=part.start, end=part.end)
+        for item_id, row in zip(ids, rows, strict=True)
+        for part in row.gold or ()
     ]
     GoldLabel.objects.bulk_create(gold, batch_size=BATCH_SIZE)
-    return len(items)
+    return len(rows)
+
+
+ITEM_COPY_COLUMNS = (
+    "id", "project_id", "external_id", "text", "metadata", "is_gold", "state", "priority", "random_key",
+    "annotation_count", "import_job_id", "created_at",
+)  # fmt: skip
+
+
+def _copy_items(job: ImportJob, rows: list[_ValidRow]) -> list[int]:
+    """Write items with PostgreSQL's COPY, several times faster than INSERT, and return
+    their ids, taken from the table's sequence first so gold rows can point at them.
+    The values match what Item's field defaults would give."""
+    table = Item._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        columns = ", ".join(ITEM_COPY_COLUMNS)
+        with cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                copy.write_row(
+                    (
+                        pk, job.project_id, row.external_id, row.text, row.metadata_json, row.gold is not None,
+                        ItemState.OPEN, 0.0, random.random(), 0, job.pk, now,
+                    )
+                )  # fmt: skip
+    return ids
 
 
 def _job_finish(job: ImportJob, *, state: str, **fields: Any) -> ImportJob:

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from platform.env import env_str
+from platform.env import env_bool, env_str
 
 from .base import CELERY_BROKER_TRANSPORT_OPTIONS, VAR_DIR
 
-DEBUG = True
+DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 ALLOWED_HOSTS = ["*"]
 
