@@ -157,9 +157,20 @@ class _ValidRow:
     gold: list[LabelPart] | None
 
 
-def _row_validate(
-    source: SourceRow, project: Project, labels: LabelIndex
-) -> _ValidRow:
+def _external_id(source: SourceRow) -> str:
+    """The row's external id as stored ("" when it has none); InvalidValue if unusable."""
+    external_id = source.external_id
+    if external_id is None:
+        return ""
+    if isinstance(external_id, bool) or not isinstance(external_id, str | int):
+        raise InvalidValue(f"the id must be a string or a number, not {type(external_id).__name__}")
+    external_id = str(external_id).strip()
+    if len(external_id) > 255:
+        raise InvalidValue("the id is longer than 255 characters")
+    return external_id
+
+
+def _row_validate(source: SourceRow, project: Project, labels: LabelIndex) -> _ValidRow:
     """Check one row against the project; raise InvalidValue with a message for people."""
     text = source.text
     if text is None:
@@ -172,14 +183,7 @@ def _row_validate(
         raise InvalidValue(f"the text has {len(text):,} characters; the limit is {settings.QUORUM_TEXT_MAX_CHARS:,}")
     if "\x00" in text:
         raise InvalidValue("the text contains a NUL character")
-    external_id = source.external_id
-    if external_id is None:
-        external_id = ""
-    if isinstance(external_id, bool) or not isinstance(external_id, str | int):
-        raise InvalidValue(f"the id must be a string or a number, not {type(external_id).__name__}")
-    external_id = str(external_id).strip()
-    if len(external_id) > 255:
-        raise InvalidValue("the id is longer than 255 characters")
+    external_id = _external_id(source)
     try:
         metadata_json = json.dumps(source.metadata, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -205,16 +209,22 @@ def _row_validate(
 
 def _valid_rows(
     job: ImportJob, options: ImportOptions, raw: IO[bytes], labels: LabelIndex
-) -> Iterator[tuple[int, _ValidRow | str]]:
-    """Every row of the file with its row number: a valid row, or a problem message."""
+) -> Iterator[tuple[int, str, _ValidRow | str]]:
+    """Every row of the file: its row number, its external id (when readable, so that
+    duplicates are found even on rows with other problems), and the valid row or a
+    problem message."""
     for source in rows_read(raw, job.format, options):
         if isinstance(source, RowProblem):
-            yield source.row, source.message
+            yield source.row, "", source.message
             continue
         try:
-            yield source.row, _row_validate(source, job.project, labels)
+            external_id = _external_id(source)
+        except InvalidValue:
+            external_id = ""
+        try:
+            yield source.row, external_id, _row_validate(source, job.project, labels)
         except InvalidValue as problem:
-            yield source.row, str(problem)
+            yield source.row, external_id, str(problem)
 
 
 def _progress(job: ImportJob, phase: str, fraction: float, rows: int) -> None:
@@ -228,17 +238,18 @@ def _rows_check(job: ImportJob, options: ImportOptions) -> _Check:
     first_seen: dict[str, int] = {}
     size = max(job.size_bytes, 1)
     with job.file.open("rb") as raw:
-        for row, outcome in _valid_rows(job, options, raw, labels):
+        for row, external_id, outcome in _valid_rows(job, options, raw, labels):
             check.rows += 1
             if isinstance(outcome, str):
                 check.add(row, outcome)
-            elif outcome.external_id:
-                if outcome.external_id in first_seen:
-                    check.add(row, f"the id {outcome.external_id!r} is used already on row {first_seen[outcome.external_id]}")
-                elif outcome.external_id in taken:
-                    check.add(row, f"the project already has an item with the id {outcome.external_id!r}")
-                else:
-                    first_seen[outcome.external_id] = row
+            if not external_id:
+                pass
+            elif external_id in first_seen:
+                check.add(row, f"the id {external_id!r} is used already on row {first_seen[external_id]}")
+            elif external_id in taken:
+                check.add(row, f"the project already has an item with the id {external_id!r}")
+            else:
+                first_seen[external_id] = row
             if check.rows % PROGRESS_EVERY == 0:
                 _progress(job, "reading", min(raw.tell() / size, 1.0), check.rows)
     return check
@@ -252,7 +263,7 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> Impo
             return locked  # another delivery of the same task finished it meanwhile
         written = 0
         batch: list[_ValidRow] = []
-        for _, outcome in _valid_rows(job, options, raw, labels):
+        for _, _, outcome in _valid_rows(job, options, raw, labels):
             if isinstance(outcome, str):  # the file changed under us; never write half
                 raise FileProblem("The file changed while it was being imported; upload it again.")
             batch.append(outcome)

@@ -158,6 +158,17 @@ def test_it_rejects_duplicate_ids_within_the_file(cast):
     assert job.errors == [{"row": 3, "message": "the id 'a' is used already on row 1"}]
 
 
+def test_duplicate_ids_are_found_on_rows_with_other_problems_too(cast):
+    job = run(cast, upload("d.csv", "id,text,gold\nx1,Fine,Weather\nx2,,\nx1,Again,\n"))
+
+    assert_nothing_written(cast, job)
+    assert [(e["row"], e["message"][:20]) for e in job.errors] == [
+        (2, "unknown label 'Weath"),
+        (3, "the text is empty"),
+        (4, "the id 'x1' is used "),
+    ]
+
+
 def test_it_rejects_ids_that_the_project_already_has(cast):
     assert run(cast, upload("first.jsonl", '{"id": "a", "text": "one"}\n')).state == JobState.SUCCEEDED
 
