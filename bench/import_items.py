@@ -26,10 +26,32 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/quorum_bench")
 TOPICS = ["World", "Sports", "Business", "Science"]
-WORDS = (
-    "market league minister orbit shares coach treaty vaccine merger season election telescope "
-    "profit striker summit genome budget final border climate startup record rally reactor"
-).split()
+WORDS = [
+    "market",
+    "league",
+    "minister",
+    "orbit",
+    "shares",
+    "coach",
+    "treaty",
+    "vaccine",
+    "merger",
+    "season",
+    "election",
+    "telescope",
+    "profit",
+    "striker",
+    "summit",
+    "genome",
+    "budget",
+    "final",
+    "border",
+    "climate",
+    "startup",
+    "record",
+    "rally",
+    "reactor",
+]
 
 
 def generate(path: Path, rows: int, fmt: str, seed: int = 7) -> None:
@@ -146,7 +168,9 @@ def main() -> None:
     sizes = [int(size) for size in args.rows.split(",")]
     backends = [b for b in args.backends.split(",") if b != "postgres" or postgres_available()]
     print(f"Quorum import benchmark · {args.format.upper()} · {os.cpu_count()} CPU(s)")
-    print(f"{'database':<10} {'rows':>8} {'file MB':>8} {'total s':>8} {'rows/s':>9} {'check r/s':>10} {'write r/s':>10} {'peak MB':>8} {'above base':>10}")
+    print(
+        f"{'database':<10} {'rows':>8} {'file MB':>8} {'total s':>8} {'rows/s':>9} {'check r/s':>10} {'write r/s':>10} {'peak MB':>8} {'above base':>10}"
+    )
     with tempfile.TemporaryDirectory(prefix="quorum-bench-") as tmp:
         workdir = Path(tmp)
         for size in sizes:

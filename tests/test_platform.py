@@ -1,5 +1,6 @@
 """Settings, deployment checks, the OpenAPI schema and the demo loader."""
 
+import io
 import os
 import secrets
 import subprocess
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE")}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE")
+    }
     environment.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
@@ -62,8 +65,8 @@ def test_the_platform_package_still_offers_the_standard_library_functions():
 
 @pytest.mark.django_db
 def test_demo_load_builds_both_projects_and_is_idempotent():
-    call_command("demo_load", stdout=open(os.devnull, "w"))
-    call_command("demo_load", stdout=open(os.devnull, "w"))
+    call_command("demo_load", stdout=io.StringIO())
+    call_command("demo_load", stdout=io.StringIO())
 
     topics = Project.objects.get(name="Newsroom topics")
     entities = Project.objects.get(name="Newsroom entities")
@@ -83,7 +86,17 @@ def test_project_from_file_loads_a_csv_with_labels_from_a_column(tmp_path):
     path = tmp_path / "pool.csv"
     path.write_text('label,text\nSports,"A late goal"\nWorld,"Talks stall, again"\nSports,"Cup draw made"\n')
 
-    call_command("project_from_file", str(path), "--name", "Pool", "--labels-from", "label", "--manager", "boss", stdout=open(os.devnull, "w"))
+    call_command(
+        "project_from_file",
+        str(path),
+        "--name",
+        "Pool",
+        "--labels-from",
+        "label",
+        "--manager",
+        "boss",
+        stdout=io.StringIO(),
+    )
 
     project = Project.objects.get(name="Pool")
     assert list(project.labels.values_list("name", flat=True)) == ["Sports", "World"]

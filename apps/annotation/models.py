@@ -37,3 +37,7 @@ class AnnotationLabel(models.Model):
     class Meta:
         ordering = ["start", "label_id"]
         indexes = [models.Index(fields=["label"], name="annotationlabel_label")]
+
+    def __str__(self) -> str:
+        where = f" {self.start}-{self.end}" if self.start is not None else ""
+        return f"label {self.label_id}{where} of annotation {self.annotation_id}"

@@ -338,9 +338,7 @@ class ExportApi(APIView):
         fmt = request.query_params.get("format", "jsonl")
         formats = export_formats_for(project)
         if fmt not in formats:
-            return Response(
-                {"format": [f"Choose one of: {', '.join(formats)}."]}, status=status.HTTP_400_BAD_REQUEST
-            )
+            return Response({"format": [f"Choose one of: {', '.join(formats)}."]}, status=status.HTTP_400_BAD_REQUEST)
         try:
             stream = export_stream(project=project, fmt=fmt)
         except ExportError as error:
@@ -348,4 +346,3 @@ class ExportApi(APIView):
         response = StreamingHttpResponse(stream, content_type=formats[fmt].content_type + "; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
         return response
-

@@ -34,6 +34,7 @@ from .values import LabelIndex, LabelPart, value_render
 
 CHUNK = 2000
 
+
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
@@ -46,12 +47,30 @@ class ExportFormat:
 EXPORT_FORMATS = {
     fmt.name: fmt
     for fmt in (
-        ExportFormat("jsonl", "JSON Lines", "Every item with its metadata, gold answer and each annotation with its annotator.", "application/x-ndjson", "jsonl"),
+        ExportFormat(
+            "jsonl",
+            "JSON Lines",
+            "Every item with its metadata, gold answer and each annotation with its annotator.",
+            "application/x-ndjson",
+            "jsonl",
+        ),
         ExportFormat("csv", "CSV", "One row per item; metadata and annotations as JSON cells.", "text/csv", "csv"),
-        ExportFormat("hf", "Hugging Face datasets", "Text with its training label in one fixed schema, ready for datasets.load_dataset.", "application/x-ndjson", "hf.jsonl"),
-        ExportFormat("conll", "CoNLL", "Tokens with BIO tags, a blank line between items (items with an answer).", "text/plain", "conll"),
+        ExportFormat(
+            "hf",
+            "Hugging Face datasets",
+            "Text with its training label in one fixed schema, ready for datasets.load_dataset.",
+            "application/x-ndjson",
+            "hf.jsonl",
+        ),
+        ExportFormat(
+            "conll",
+            "CoNLL",
+            "Tokens with BIO tags, a blank line between items (items with an answer).",
+            "text/plain",
+            "conll",
+        ),
     )
-}  # fmt: skip
+}
 
 
 class ExportError(Exception):
@@ -176,7 +195,9 @@ def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
             row["labels"] = value_render(project=project, labels=labels, parts=answer or [], text=item.text)
             row["has_answer"] = answer is not None
         else:
-            row["label"] = value_render(project=project, labels=labels, parts=answer, text=item.text) if answer else None
+            row["label"] = (
+                value_render(project=project, labels=labels, parts=answer, text=item.text) if answer else None
+            )
         row["is_gold"] = item.is_gold
         # Metadata keys differ between items, so it travels as one JSON string column.
         row["metadata"] = json.dumps(item.metadata, ensure_ascii=False)
@@ -195,7 +216,11 @@ def bio_tags(text: str, parts: list[LabelPart], labels: LabelIndex) -> tuple[lis
     for match in TOKEN.finditer(text):
         tokens.append(match.group())
         span = next(
-            (p for p in spans if p.start is not None and p.end is not None and p.start < match.end() and match.start() < p.end),
+            (
+                p
+                for p in spans
+                if p.start is not None and p.end is not None and p.start < match.end() and match.start() < p.end
+            ),
             None,
         )
         if span is None:

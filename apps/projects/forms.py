@@ -22,7 +22,6 @@ class ProjectSettingsForm(forms.ModelForm):
             "allow_overlapping_spans": "Allow overlapping spans",
         }
 
-
     def clean_currency(self) -> str:
         return str(self.cleaned_data["currency"]).upper()
 
@@ -75,12 +74,8 @@ class MemberRoleForm(forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="CSV, JSON Lines, JSON (Label Studio tasks too) or CoNLL; UTF-8.")
-    format = forms.ChoiceField(
-        choices=[("", "Tell from the file name"), *ImportFormat.choices], required=False
-    )
+    format = forms.ChoiceField(choices=[("", "Tell from the file name"), *ImportFormat.choices], required=False)
     text_field = forms.CharField(initial="text", label="Text column")
     id_field = forms.CharField(initial="id", label="External id column")
     gold_field = forms.CharField(initial="gold", label="Gold label column")
-    conll_tags_are_gold = forms.BooleanField(
-        required=False, initial=True, label="CoNLL tags are gold answers"
-    )
+    conll_tags_are_gold = forms.BooleanField(required=False, initial=True, label="CoNLL tags are gold answers")

@@ -96,9 +96,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
     if job is None or job.is_finished:
         return job
-    ImportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-        state=JobState.RUNNING, started_at=timezone.now()
-    )
+    ImportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(state=JobState.RUNNING, started_at=timezone.now())
     options = ImportOptions.from_dict(job.options)
     try:
         check = _rows_check(job, options)
@@ -113,7 +111,9 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             )
         if check.rows == 0:
             return _job_finish(job, state=JobState.FAILED, message="The file has no items to import.")
-        return _rows_write(job, options, check.rows)
+        job = _rows_write(job, options, check.rows)
+        _statistics_refresh(check.rows)
+        return job
     except FileProblem as problem:
         return _job_finish(job, state=JobState.FAILED, message=str(problem))
     except Exception:
@@ -272,9 +272,13 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> Impo
                 batch = []
                 _progress(job, "writing", written / rows_total, written)
         written += _batch_insert(job, batch)
-        return _job_finish(job, state=JobState.SUCCEEDED, rows_total=rows_total, rows_imported=written, message=(
-            f"Imported {written:,} item{'s' if written != 1 else ''}."
-        ))
+        return _job_finish(
+            job,
+            state=JobState.SUCCEEDED,
+            rows_total=rows_total,
+            rows_imported=written,
+            message=(f"Imported {written:,} item{'s' if written != 1 else ''}."),
+        )
 
 
 def _batch_insert(job: ImportJob, rows: list[_ValidRow]) -> int:
@@ -331,6 +335,14 @@ def _copy_items(job: ImportJob, rows: list[_ValidRow]) -> list[int]:
                     )
                 )  # fmt: skip
     return ids
+
+
+def _statistics_refresh(rows: int) -> None:
+    """After a bulk load PostgreSQL's planner still believes the table is small until
+    autovacuum catches up, and picks slow plans for the items page; refresh it now."""
+    if connection.vendor == "postgresql" and rows >= 1000:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Item._meta.db_table}")
 
 
 def _job_finish(job: ImportJob, *, state: str, **fields: Any) -> ImportJob:

@@ -187,9 +187,7 @@ class Item(models.Model):
     priority = models.FloatField(default=0.0)
     random_key = models.FloatField(default=_random_key)
     annotation_count = models.PositiveIntegerField(default=0)
-    import_job = models.ForeignKey(
-        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
-    )
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -223,6 +221,10 @@ class GoldLabel(models.Model):
     class Meta:
         ordering = ["start", "label_id"]
         indexes = [models.Index(fields=["label"], name="goldlabel_label")]
+
+    def __str__(self) -> str:
+        where = f" {self.start}-{self.end}" if self.start is not None else ""
+        return f"gold label {self.label_id}{where} of item {self.item_id}"
 
 
 class ImportFormat(models.TextChoices):

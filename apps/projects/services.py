@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 
 from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
 
@@ -207,8 +207,10 @@ def membership_set_role(*, membership: Membership, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role “{role}”."})
     Project.objects.select_for_update().get(pk=membership.project_id)  # serialise last-manager checks
-    if membership.role == Role.MANAGER and role != Role.MANAGER and not _managers_left_after(
-        membership.project, membership
+    if (
+        membership.role == Role.MANAGER
+        and role != Role.MANAGER
+        and not _managers_left_after(membership.project, membership)
     ):
         raise ValidationError({"role": "A project needs at least one manager; make someone else manager first."})
     membership.role = role

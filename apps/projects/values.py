@@ -90,9 +90,7 @@ def spans_validate(*, project: Project, parts: list[LabelPart], text: str) -> li
     for part in parts:
         assert part.start is not None and part.end is not None
         if not 0 <= part.start < part.end <= len(text):
-            raise InvalidValue(
-                f"span {part.start}-{part.end} lies outside the text (which has {len(text)} characters)"
-            )
+            raise InvalidValue(f"span {part.start}-{part.end} lies outside the text (which has {len(text)} characters)")
         if not text[part.start : part.end].strip():
             raise InvalidValue(f"span {part.start}-{part.end} covers only whitespace")
     for before, after in zip(parts, parts[1:], strict=False):

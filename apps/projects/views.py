@@ -26,6 +26,7 @@ from .selectors import ANY_MEMBER, MANAGE, REVIEW
 from .values import LabelIndex, LabelPart
 
 ITEMS_PER_PAGE = 50
+SEARCH_COUNT_CAP = 10_000
 
 
 def form_add_service_error(form: Form, error: ValidationError) -> None:
@@ -318,8 +319,21 @@ def items(request: HttpRequest, project_id: int) -> HttpResponse:
         "gold": request.GET.get("gold", ""),
     }
     queryset = selectors.items_list(project=project, query=filters["q"], state=filters["state"], gold=filters["gold"])
-    page = Paginator(queryset.only("id", "external_id", "text", "state", "is_gold", "annotation_count"), ITEMS_PER_PAGE)
-    page_obj = page.get_page(request.GET.get("page"))
+    counts = selectors.project_item_counts(project=project)
+    paginator = Paginator(
+        queryset.only("id", "external_id", "text", "state", "is_gold", "annotation_count"), ITEMS_PER_PAGE
+    )
+    known_count = _known_item_count(counts, filters)
+    count_capped = False
+    if known_count is not None:
+        paginator.count = known_count  # spares counting 100k rows a second time
+    else:
+        # A search for a common word can match most of a big project; counting stops
+        # at SEARCH_COUNT_CAP and the page says "10,000+".
+        matches = queryset.order_by()[: SEARCH_COUNT_CAP + 1].count()
+        count_capped = matches > SEARCH_COUNT_CAP
+        paginator.count = min(matches, SEARCH_COUNT_CAP)
+    page_obj = paginator.get_page(request.GET.get("page"))
     query = urlencode({key: value for key, value in filters.items() if value})
     context = {
         "project": project,
@@ -327,9 +341,21 @@ def items(request: HttpRequest, project_id: int) -> HttpResponse:
         "filters": filters,
         "filter_query": query,
         "states": ItemState.choices,
-        "counts": selectors.project_item_counts(project=project),
+        "counts": counts,
+        "count_capped": count_capped,
     }
     return _render(request, "projects/items.html", context, partial="item-table")
+
+
+def _known_item_count(counts: dict[str, int], filters: dict[str, str]) -> int | None:
+    """The number of items a filter selects, when the per-state counts already tell it."""
+    if filters["q"] or filters["gold"] and filters["state"]:
+        return None
+    if filters["gold"]:
+        return counts["gold"] if filters["gold"] == "yes" else counts["total"] - counts["gold"]
+    if filters["state"]:
+        return counts.get(filters["state"]) if filters["state"] in ItemState.values else counts["total"]
+    return counts["total"]
 
 
 @login_required
@@ -385,7 +411,9 @@ def import_items(request: HttpRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        options = {name: form.cleaned_data[name] for name in ("text_field", "id_field", "gold_field", "conll_tags_are_gold")}
+        options = {
+            name: form.cleaned_data[name] for name in ("text_field", "id_field", "gold_field", "conll_tags_are_gold")
+        }
         try:
             job = imports.items_import_start(
                 project=project,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from platform.env import env_bool, env_int, env_list, env_str
+from platform.env import env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything Quorum writes at run time (SQLite file, uploads, model artifacts, caches).

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from .base import *  # noqa: F403
 from platform.env import env_bool, env_str
 
+from .base import *  # noqa: F403
 from .base import CELERY_BROKER_TRANSPORT_OPTIONS, VAR_DIR
 
 DEBUG = env_bool("DEBUG", True)

@@ -3,9 +3,9 @@ HTTPS redirect and HSTS on; static files hashed and served by WhiteNoise."""
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F403
 from platform.env import env_bool, env_int, env_list
 
+from .base import *  # noqa: F403
 from .base import SECRET_KEY
 
 if not SECRET_KEY or len(SECRET_KEY) < 50:

@@ -2,6 +2,7 @@
 import a file, find an item, fix a label, export the data."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -31,7 +32,10 @@ def test_manager_creates_imports_browses_and_exports(page, live_server, tmp_path
     upload = tmp_path / "mails.csv"
     upload.write_text(
         "id,text,gold\n"
-        + "".join(f'm{n},"Message number {n}: {"my parcel never came" if n % 3 else "thanks a lot"}",{"Praise" if n == 3 else ""}\n' for n in range(1, 121))
+        + "".join(
+            f'm{n},"Message number {n}: {"my parcel never came" if n % 3 else "thanks a lot"}",{"Praise" if n == 3 else ""}\n'
+            for n in range(1, 121)
+        )
     )
     page.click("nav >> text=Import")
     page.set_input_files("#id_file", str(upload))
@@ -57,6 +61,6 @@ def test_manager_creates_imports_browses_and_exports(page, live_server, tmp_path
     page.click("nav >> text=Export")
     with page.expect_download() as download:
         page.click("a[href$='/export/jsonl/']")
-    rows = [json.loads(line) for line in open(download.value.path()).read().splitlines()]
+    rows = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
     assert len(rows) == 120
     assert next(row for row in rows if row["external_id"] == "m3")["gold"] == "Thanks"

@@ -30,7 +30,12 @@ def test_a_user_with_the_permission_creates_a_project_with_labels():
 
     response = api_for(user).post(
         "/api/projects/",
-        {"name": "Intents", "task_type": "multi_label", "overlap": 2, "labels": [{"name": "Buy"}, {"name": "Sell", "key": "s"}]},
+        {
+            "name": "Intents",
+            "task_type": "multi_label",
+            "overlap": 2,
+            "labels": [{"name": "Buy"}, {"name": "Sell", "key": "s"}],
+        },
         format="json",
     )
 
@@ -216,4 +221,4 @@ def test_openapi_schema_and_docs_are_served():
 
 def test_memberships_of_other_roles_are_hidden_from_non_managers(cast):
     assert api_for(cast.annotator).get(f"/api/projects/{cast.project.pk}/members/").status_code == 403
-    assert Role.ANNOTATOR == Membership.objects.get(project=cast.project, user=cast.annotator).role
+    assert Membership.objects.get(project=cast.project, user=cast.annotator).role == Role.ANNOTATOR

@@ -20,7 +20,9 @@ def annotate(project, item, user, label, start=None, end=None):
 
 
 def test_jsonl_carries_gold_and_every_annotation_with_its_annotator(cast):
-    item = ItemFactory(project=cast.project, text="Derby ends level", external_id="d1", is_gold=True, metadata={"src": "x"})
+    item = ItemFactory(
+        project=cast.project, text="Derby ends level", external_id="d1", is_gold=True, metadata={"src": "x"}
+    )
     GoldLabel.objects.create(item=item, label=cast.labels["Sports"])
     annotate(cast.project, item, cast.annotator, cast.labels["Sports"])
     annotate(cast.project, item, cast.other_annotator, cast.labels["World"])
@@ -45,7 +47,7 @@ def test_csv_has_one_row_per_item(cast):
 
 
 def test_export_runs_a_constant_number_of_queries_per_chunk(cast, django_assert_max_num_queries):
-    for n in range(30):
+    for _ in range(30):
         item = ItemFactory(project=cast.project)
         annotate(cast.project, item, cast.annotator, cast.labels["World"])
 

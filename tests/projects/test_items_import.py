@@ -103,7 +103,9 @@ def test_it_imports_multi_label_gold_from_a_csv_cell(multi_cast):
 
 def test_it_reads_semicolon_csv_with_a_byte_order_mark_and_custom_columns(cast):
     content = "\ufeffcode;body;answer\nx1;Rain delays the final;Sports\n".encode()
-    job = run(cast, upload("semi.csv", content), options={"text_field": "body", "id_field": "code", "gold_field": "answer"})
+    job = run(
+        cast, upload("semi.csv", content), options={"text_field": "body", "id_field": "code", "gold_field": "answer"}
+    )
 
     assert job.state == JobState.SUCCEEDED, (job.message, job.errors)
     item = Item.objects.get(project=cast.project)
@@ -152,7 +154,10 @@ def test_it_rejects_an_unknown_gold_label(cast):
 
 
 def test_it_rejects_duplicate_ids_within_the_file(cast):
-    job = run(cast, upload("d.jsonl", '{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n{"id": "a", "text": "three"}\n'))
+    job = run(
+        cast,
+        upload("d.jsonl", '{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n{"id": "a", "text": "three"}\n'),
+    )
 
     assert_nothing_written(cast, job)
     assert job.errors == [{"row": 3, "message": "the id 'a' is used already on row 1"}]
@@ -235,7 +240,7 @@ def test_it_rejects_truncated_json(cast):
 
 
 def test_it_rejects_rows_with_more_cells_than_the_header(cast):
-    job = run(cast, upload("cells.csv", "text\nfine\n\"a\",\"b\"\n"))
+    job = run(cast, upload("cells.csv", 'text\nfine\n"a","b"\n'))
 
     assert_nothing_written(cast, job)
     assert job.errors[0]["row"] == 3
@@ -244,7 +249,10 @@ def test_it_rejects_rows_with_more_cells_than_the_header(cast):
 def test_it_rejects_out_of_range_and_overlapping_spans(spans_cast):
     rows = [
         {"text": "Short text", "gold": [{"start": 0, "end": 40, "label": "Person"}]},
-        {"text": "Ada Lovelace", "gold": [{"start": 0, "end": 8, "label": "Person"}, {"start": 4, "end": 12, "label": "Person"}]},
+        {
+            "text": "Ada Lovelace",
+            "gold": [{"start": 0, "end": 8, "label": "Person"}, {"start": 4, "end": 12, "label": "Person"}],
+        },
         {"text": "Ada", "gold": [{"start": 0, "end": 3, "label": "Planet"}]},
     ]
     job = run(spans_cast, upload("s.jsonl", "".join(json.dumps(r) + "\n" for r in rows)))
@@ -258,7 +266,10 @@ def test_it_rejects_out_of_range_and_overlapping_spans(spans_cast):
 
 def test_overlapping_spans_pass_where_the_project_allows_them(spans_cast):
     project_update(project=spans_cast.project, data={"allow_overlapping_spans": True})
-    row = {"text": "Ada Lovelace", "gold": [{"start": 0, "end": 12, "label": "Person"}, {"start": 4, "end": 12, "label": "Organization"}]}
+    row = {
+        "text": "Ada Lovelace",
+        "gold": [{"start": 0, "end": 12, "label": "Person"}, {"start": 4, "end": 12, "label": "Organization"}],
+    }
 
     job = run(spans_cast, upload("s.jsonl", json.dumps(row) + "\n"))
 
@@ -312,9 +323,8 @@ def test_running_a_finished_job_again_writes_nothing(cast):
 def test_a_job_interrupted_while_running_can_be_run_again(cast, django_capture_on_commit_callbacks):
     """A worker that died mid-import left the job RUNNING and (its transaction rolled
     back) no items; the redelivered task finishes it exactly once."""
-    with override_settings(QUORUM_IMPORT_INLINE_MAX_BYTES=10):
-        with django_capture_on_commit_callbacks(execute=False):
-            job = run(cast, fixture("topics.csv"))
+    with override_settings(QUORUM_IMPORT_INLINE_MAX_BYTES=10), django_capture_on_commit_callbacks(execute=False):
+        job = run(cast, fixture("topics.csv"))
     ImportJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
 
     import_job_run(job_id=job.pk)

@@ -90,9 +90,7 @@ def _route_kwargs(name: str) -> list[str]:
 @pytest.fixture
 def world(cast):
     ItemFactory(project=cast.project)
-    items_import_start(
-        project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n")
-    )
+    items_import_start(project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n"))
     return cast
 
 

@@ -27,7 +27,9 @@ def test_multi_label_takes_lists_and_pipes_and_drops_repeats(multi_cast):
 def test_spans_render_back_with_their_text(spans_cast):
     labels = LabelIndex.for_project(spans_cast.project)
     text = "Ada met Bob"
-    parts = parse(spans_cast, [{"start": 8, "end": 11, "label": "Person"}, {"start": 0, "end": 3, "label": "Person"}], text)
+    parts = parse(
+        spans_cast, [{"start": 8, "end": 11, "label": "Person"}, {"start": 0, "end": 3, "label": "Person"}], text
+    )
 
     rendered = value_render(project=spans_cast.project, labels=labels, parts=parts, text=text)
 

@@ -114,7 +114,9 @@ def test_deleting_a_project_needs_its_name(cast):
 
 def test_label_editor_adds_a_label_with_htmx_and_returns_the_partial(cast):
     response = client_for(cast.manager).post(
-        f"/projects/{cast.project.pk}/labels/", {"name": "Health", "color": "#123456", "key": "", "description": "x"}, **HTMX
+        f"/projects/{cast.project.pk}/labels/",
+        {"name": "Health", "color": "#123456", "key": "", "description": "x"},
+        **HTMX,
     )
 
     assert response.status_code == 200
@@ -180,8 +182,20 @@ def test_items_page_searches_filters_and_paginates(cast):
     assert b"of 3<" in gold.content
 
 
+def test_search_counts_stop_at_the_cap(cast, monkeypatch):
+    from apps.projects import views
+
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 20)
+    for n in range(30):
+        ItemFactory(project=cast.project, text=f"Storm {n}")
+
+    page = client_for(cast.manager).get(f"/projects/{cast.project.pk}/items/", {"q": "storm"})
+
+    assert b"of 20+ (refine the search" in page.content
+
+
 def test_items_page_query_count_does_not_grow_with_the_page(cast, django_assert_max_num_queries):
-    for n in range(200):
+    for _ in range(200):
         ItemFactory(project=cast.project)
     client = client_for(cast.manager)
     client.get(f"/projects/{cast.project.pk}/items/")  # warm the session
@@ -205,7 +219,13 @@ def test_item_detail_shows_gold_spans(spans_cast):
 def test_import_page_uploads_and_redirects_to_the_job(cast):
     response = client_for(cast.manager).post(
         f"/projects/{cast.project.pk}/import/",
-        {"file": SimpleUploadedFile("items.csv", b"text\nOne\nTwo\n"), "format": "", "text_field": "text", "id_field": "id", "gold_field": "gold"},
+        {
+            "file": SimpleUploadedFile("items.csv", b"text\nOne\nTwo\n"),
+            "format": "",
+            "text_field": "text",
+            "id_field": "id",
+            "gold_field": "gold",
+        },
     )
 
     job = ImportJob.objects.get(project=cast.project)
@@ -219,7 +239,12 @@ def test_import_job_page_lists_row_problems(cast):
     client = client_for(cast.manager)
     client.post(
         f"/projects/{cast.project.pk}/import/",
-        {"file": SimpleUploadedFile("bad.csv", b"text,gold\nOne,Nope\n"), "text_field": "text", "id_field": "id", "gold_field": "gold"},
+        {
+            "file": SimpleUploadedFile("bad.csv", b"text,gold\nOne,Nope\n"),
+            "text_field": "text",
+            "id_field": "id",
+            "gold_field": "gold",
+        },
     )
     job = ImportJob.objects.get(project=cast.project)
 

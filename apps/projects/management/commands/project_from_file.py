@@ -94,5 +94,7 @@ class Command(BaseCommand):
             problems = "\n".join(f"  row {e['row']}: {e['message']}" for e in job.errors[:20])
             raise CommandError(f"Import failed: {job.message}\n{problems}")
         self.stdout.write(
-            self.style.SUCCESS(f"Project {project.pk} “{project.name}”: {job.rows_imported:,} items, {len(names)} labels.")
+            self.style.SUCCESS(
+                f"Project {project.pk} “{project.name}”: {job.rows_imported:,} items, {len(names)} labels."
+            )
         )
