@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/quorum
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: install demo test test-sqlite test-services chromium vendor check bench
+.PHONY: install demo test test-sqlite test-services chromium vendor check
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ chromium:
 	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: install chromium test-sqlite test-services
+test: install chromium check test-sqlite test-services
 
 test-sqlite: install
 	$(PY) -m pytest
@@ -45,6 +45,7 @@ test-services: install
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 

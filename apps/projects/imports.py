@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -44,7 +44,7 @@ def _megabytes(size: int) -> str:
 def items_import_start(
     *,
     project: Project,
-    user: AbstractBaseUser,
+    user: User,
     upload: UploadedFile,
     fmt: str = "",
     options: dict[str, Any] | None = None,

@@ -3,7 +3,7 @@
 from collections.abc import Collection
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
@@ -18,7 +18,7 @@ REVIEW = frozenset({Role.MANAGER, Role.REVIEWER})
 ANY_MEMBER = frozenset(Role)
 
 
-def _projects_with_role(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+def _projects_with_role(user: User | AnonymousUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
     if user.is_superuser:
@@ -29,7 +29,7 @@ def _projects_with_role(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Proj
 
 
 def project_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: Any, roles: Collection[str] = ANY_MEMBER
+    *, user: User | AnonymousUser, project_id: Any, roles: Collection[str] = ANY_MEMBER
 ) -> Project:
     """The project, with ``user_role`` set, if the user may act on it in one of ``roles``.
 
@@ -43,12 +43,12 @@ def project_get_for_user(
     project = _projects_with_role(user).filter(pk=project_id).first()
     if project is None:
         raise Http404("No such project.")
-    if project.user_role not in roles:
+    if getattr(project, "user_role", None) not in roles:  # annotated by _projects_with_role
         raise PermissionDenied("Your role in this project does not allow this.")
     return project
 
 
-def projects_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+def projects_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
     return (
         _projects_with_role(user)
         .annotate(

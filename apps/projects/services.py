@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -39,9 +39,7 @@ def _project_has_answers(project: Project) -> bool:
 
 
 @transaction.atomic
-def project_create(
-    *, user: AbstractBaseUser, name: str, labels: Iterable[Mapping[str, Any]] = (), **fields: Any
-) -> Project:
+def project_create(*, user: User, name: str, labels: Iterable[Mapping[str, Any]] = (), **fields: Any) -> Project:
     """Create a project with its creator as manager and, optionally, its first labels."""
     unknown = set(fields) - set(PROJECT_EDITABLE_FIELDS)
     if unknown:
@@ -178,7 +176,7 @@ def labels_reorder(*, project: Project, label_ids: list[int]) -> None:
     Label.objects.bulk_update(labels.values(), ["order"])
 
 
-def _user_find(identifier: str) -> AbstractBaseUser:
+def _user_find(identifier: str) -> User:
     User = get_user_model()
     identifier = identifier.strip()
     user = User.objects.filter(Q(username__iexact=identifier) | Q(email__iexact=identifier), is_active=True).first()
