@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from platform.drf import paginated
 
 from . import imports, selectors, services
-from .exports import ExportError, export_filename, export_formats_for, export_stream
+from .exports import ExportError, export_response
 from .models import ImportFormat, ImportJob, Item, Label, Membership, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANY_MEMBER, MANAGE, REVIEW
@@ -335,14 +335,7 @@ class ExportApi(APIView):
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse | Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        fmt = request.query_params.get("format", "jsonl")
-        formats = export_formats_for(project)
-        if fmt not in formats:
-            return Response({"format": [f"Choose one of: {', '.join(formats)}."]}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            stream = export_stream(project=project, fmt=fmt)
+            return export_response(project=project, fmt=request.query_params.get("format", "jsonl"))
         except ExportError as error:
             return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
-        response = StreamingHttpResponse(stream, content_type=formats[fmt].content_type + "; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
-        return response

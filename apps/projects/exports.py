@@ -25,6 +25,7 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
 from apps.annotation.models import Annotation
@@ -135,6 +136,18 @@ def _training_answer(item: Item) -> list[LabelPart] | None:
     if item.is_gold:
         return _parts(item.gold_labels.all())
     return None
+
+
+def export_response(*, project: Project, fmt: str) -> StreamingHttpResponse:
+    """The export as a streamed download; ExportError names the formats on offer."""
+    formats = export_formats_for(project)
+    if fmt not in formats:
+        raise ExportError(f"Choose one of: {', '.join(formats)}.")
+    response = StreamingHttpResponse(
+        export_stream(project=project, fmt=fmt), content_type=f"{formats[fmt].content_type}; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
+    return response
 
 
 def export_stream(*, project: Project, fmt: str) -> Iterator[str]:

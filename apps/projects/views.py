@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from . import imports, selectors, services
-from .exports import ExportError, export_filename, export_formats_for, export_stream
+from .exports import ExportError, export_formats_for, export_response
 from .forms import ImportForm, LabelForm, MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from .models import LABEL_PALETTE, ItemState, Project, Role
 from .rendering import markdown_to_html
@@ -463,13 +463,7 @@ def export(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_GET
 def export_download(request: HttpRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    formats = export_formats_for(project)
-    if fmt not in formats:
-        raise Http404("No such export format for this project.")
     try:
-        stream = export_stream(project=project, fmt=fmt)
+        return export_response(project=project, fmt=fmt)
     except ExportError as error:
         raise Http404(str(error)) from None
-    response = StreamingHttpResponse(stream, content_type=formats[fmt].content_type + "; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
-    return response
