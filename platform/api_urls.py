@@ -10,4 +10,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.projects.api_urls")),
+    path("", include("apps.annotation.api_urls")),
 ]

@@ -1,5 +1,8 @@
-"""What annotators answered. Each answer's parts are rows pointing at a Label, like gold
-answers, so label renames keep them and a used label cannot be deleted."""
+"""Who works on which item (assignments, i.e. leases) and what they answered.
+
+An answer's parts are rows pointing at a Label, like gold answers, so label renames
+keep them and a used label cannot be deleted.
+"""
 
 from django.conf import settings
 from django.db import models
@@ -7,10 +10,53 @@ from django.db import models
 from apps.projects.models import Item, Label, Project
 
 
+class AssignmentState(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    """One annotator's claim on one item. There is at most one per (item, annotator): a
+    lease that expired is reused if the item comes back to the same annotator, so no
+    annotator ever holds or answers an item twice."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    state = models.CharField(max_length=20, choices=AssignmentState.choices, default=AssignmentState.LEASED)
+    is_gold = models.BooleanField(default=False)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["leased_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_assignment_per_item_and_annotator")
+        ]
+        indexes = [
+            models.Index(fields=["project", "state", "expires_at"], name="assignment_live"),
+            models.Index(fields=["annotator", "project", "state"], name="assignment_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk}: item {self.item_id} to {self.annotator_id} ({self.state})"
+
+
 class Annotation(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
+    )
+    # Made by the client for each answer it sends; a repeated submit carries the same id.
+    submission_id = models.UUIDField()
+    # Gold answers are free: they test annotators rather than label data.
+    is_gold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -18,9 +64,13 @@ class Annotation(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["item", "annotator"], name="one_annotation_per_item_and_annotator")
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_annotation_per_item_and_annotator"),
+            models.UniqueConstraint(fields=["annotator", "submission_id"], name="one_annotation_per_submission"),
         ]
-        indexes = [models.Index(fields=["project", "annotator"], name="annotation_project_annotator")]
+        indexes = [
+            models.Index(fields=["project", "annotator"], name="annotation_project_annotator"),
+            models.Index(fields=["project", "created_at"], name="annotation_project_created"),
+        ]
 
     def __str__(self) -> str:
         return f"annotation {self.pk} by {self.annotator_id} on item {self.item_id}"

@@ -66,11 +66,18 @@ class Project(models.Model):
     budget_max_annotations = models.PositiveIntegerField(
         null=True, blank=True, help_text="Maximum paid annotations; empty means no limit."
     )
+    # Paid (non-gold) annotations submitted so far; kept by annotation_submit.
+    budget_spent = models.PositiveIntegerField(default=0, editable=False)
     price_per_annotation = models.DecimalField(
         max_digits=10, decimal_places=4, default=0, validators=[MinValueValidator(0)]
     )
     currency = models.CharField(
         max_length=3, default="USD", validators=[RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO code.")]
+    )
+    lease_minutes = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text="How long an annotator holds an item before it goes back to the pool.",
     )
     gold_ratio = models.FloatField(
         default=0.05,
@@ -154,6 +161,10 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # A blocked annotator gets no new items; the reason says who or what blocked them.
+    is_blocked = models.BooleanField(default=False)
+    blocked_reason = models.CharField(max_length=300, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,6 +198,11 @@ class Item(models.Model):
     priority = models.FloatField(default=0.0)
     random_key = models.FloatField(default=_random_key)
     annotation_count = models.PositiveIntegerField(default=0)
+    # Live leases on the item; with annotation_count it decides whether the item still
+    # has room for another annotator. Kept by the task-distribution services.
+    lease_count = models.PositiveIntegerField(default=0)
+    # Set when consolidation gives the item a label; annotators can no longer change it.
+    consolidated_at = models.DateTimeField(null=True, blank=True)
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -203,7 +219,12 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["project", "state", "id"], name="item_project_state"),
             models.Index(fields=["project", "is_gold", "id"], name="item_project_gold"),
-            models.Index(fields=["project", "-priority", "random_key"], name="item_project_queue"),
+            # The annotation queue: open, non-gold items in priority order.
+            models.Index(
+                fields=["project", "-priority", "random_key"],
+                name="item_project_queue",
+                condition=models.Q(is_gold=False) & ~models.Q(state="complete"),
+            ),
         ]
 
     def __str__(self) -> str:

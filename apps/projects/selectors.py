@@ -15,6 +15,7 @@ from .values import LabelPart
 # Who may do what. A manager may do everything a reviewer may.
 MANAGE = frozenset({Role.MANAGER})
 REVIEW = frozenset({Role.MANAGER, Role.REVIEWER})
+ANNOTATE = frozenset({Role.MANAGER, Role.ANNOTATOR})
 ANY_MEMBER = frozenset(Role)
 
 

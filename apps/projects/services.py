@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
 
@@ -22,6 +23,7 @@ PROJECT_EDITABLE_FIELDS = (
     "budget_max_annotations",
     "price_per_annotation",
     "currency",
+    "lease_minutes",
     "gold_ratio",
     "quality_threshold",
     "consolidation_method",
@@ -71,7 +73,14 @@ def project_update(*, project: Project, data: Mapping[str, Any]) -> Project:
     return project
 
 
+@transaction.atomic
 def project_delete(*, project: Project) -> None:
+    """Delete a project with everything in it. Answers protect their labels against
+    deletion one label at a time, so they go first, in one statement each."""
+    from apps.annotation.models import AnnotationLabel
+
+    AnnotationLabel.objects.filter(annotation__project=project).delete()
+    GoldLabel.objects.filter(item__project=project).delete()
     project.delete()
 
 
@@ -222,3 +231,18 @@ def membership_remove(*, membership: Membership) -> None:
     if membership.role == Role.MANAGER and not _managers_left_after(membership.project, membership):
         raise ValidationError("A project needs at least one manager; make someone else manager first.")
     membership.delete()
+
+
+@transaction.atomic
+def membership_block(*, membership: Membership, reason: str) -> Membership:
+    """Stop handing items to a member; their live leases run out as usual."""
+    membership.is_blocked, membership.blocked_reason, membership.blocked_at = True, reason.strip()[:300], timezone.now()
+    membership.save(update_fields=["is_blocked", "blocked_reason", "blocked_at"])
+    return membership
+
+
+@transaction.atomic
+def membership_unblock(*, membership: Membership) -> Membership:
+    membership.is_blocked, membership.blocked_reason, membership.blocked_at = False, "", None
+    membership.save(update_fields=["is_blocked", "blocked_reason", "blocked_at"])
+    return membership

@@ -17,6 +17,7 @@ urlpatterns = [
     path("projects/<int:project_id>/members/", views.members, name="members"),
     path("projects/<int:project_id>/members/<int:membership_id>/", views.member_update, name="member_update"),
     path("projects/<int:project_id>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path("projects/<int:project_id>/members/<int:membership_id>/block/", views.member_block, name="member_block"),
     path("projects/<int:project_id>/items/", views.items, name="items"),
     path("projects/<int:project_id>/items/<int:item_id>/", views.item_detail, name="item_detail"),
     path("projects/<int:project_id>/import/", views.import_items, name="import"),

@@ -37,8 +37,13 @@ class LabelIndex:
         return cls(project.labels.all())
 
     def named(self, name: Any) -> Label:
+        """The label a name (or, from forms and the API, an id) refers to."""
+        if isinstance(name, int) and not isinstance(name, bool):
+            if name in self.by_id:
+                return self.by_id[name]
+            raise InvalidValue(f"there is no label with the id {name} in this project")
         if not isinstance(name, str) or not name.strip():
-            raise InvalidValue(f"a label must be a name, not {name!r}")
+            raise InvalidValue(f"a label must be a name or an id, not {name!r}")
         label = self.by_name.get(name.strip().casefold())
         if label is None:
             known = ", ".join(label.name for label in self.labels) or "none yet"
@@ -51,12 +56,15 @@ def value_parse(*, project: Project, labels: LabelIndex, raw: Any, text: str) ->
 
     single_label: ``"Sports"`` or ``["Sports"]``.
     multi_label: ``["Sports", "Business"]`` or ``"Sports|Business"`` (CSV cells).
-    spans: ``[{"start": 0, "end": 5, "label": "PER"}, ...]`` with offsets into ``text``.
+    spans: ``[{"start": 0, "end": 5, "label": "PER"}, ...]`` with offsets into ``text``
+    (``label_id`` instead of ``label`` is accepted too, as the workspace sends it).
     """
     if project.task_type == TaskType.SPANS:
         return spans_parse(project=project, labels=labels, raw=raw, text=text)
     if isinstance(raw, str):
         names: list[Any] = raw.split("|") if project.task_type == TaskType.MULTI_LABEL else [raw]
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        names = [raw]  # a label id, as forms send it
     elif isinstance(raw, list):
         names = raw
     else:
@@ -79,7 +87,7 @@ def spans_parse(*, project: Project, labels: LabelIndex, raw: Any, text: str) ->
         start, end = span.get("start"), span.get("end")
         if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool):
             raise InvalidValue(f"span {position} needs whole-number start and end offsets")
-        label = labels.named(span.get("label"))
+        label = labels.named(span["label"] if "label" in span else span.get("label_id"))
         parts.append(LabelPart(start, end, label.pk))
     return spans_validate(project=project, parts=parts, text=text)
 

@@ -17,12 +17,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from apps.annotation import selectors as annotation_selectors
+
 from . import imports, selectors, services
 from .exports import ExportError, export_formats_for, export_response
 from .forms import ImportForm, LabelForm, MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from .models import LABEL_PALETTE, ItemState, Project, Role
 from .rendering import markdown_to_html
-from .selectors import ANY_MEMBER, MANAGE, REVIEW
+from .selectors import ANNOTATE, ANY_MEMBER, MANAGE, REVIEW
 from .values import LabelIndex, LabelPart
 
 ITEMS_PER_PAGE = 50
@@ -85,17 +87,48 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def overview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
     counts = selectors.project_item_counts(project=project)
-    context = {
+    context: dict[str, Any] = {
         "project": project,
         "counts": counts,
         "labels": selectors.project_labels(project=project),
         "instructions_html": markdown_to_html(project.instructions),
-        "imports": selectors.import_jobs_recent(project=project, limit=5) if project.user_role == Role.MANAGER else [],
-        "members": selectors.project_members(project=project) if project.user_role in REVIEW else [],
-        "state_chart": _state_chart(counts),
-        "budget_total": (project.budget_max_annotations or 0) * project.price_per_annotation,
+        "can_annotate": project.user_role in ANNOTATE,
     }
+    if project.user_role in ANNOTATE:
+        context["my_progress"] = annotation_selectors.annotator_progress(
+            project=project, annotator=request.user, since=None
+        )
+    if project.user_role in REVIEW:
+        per_day = annotation_selectors.annotations_per_day(project=project)
+        members = list(selectors.project_members(project=project))
+        blocked = {m.user_id: m for m in members if m.is_blocked}
+        stats = annotation_selectors.annotator_stats(project=project)
+        for row in stats:
+            row["blocked"] = blocked.get(row["annotator_id"])
+        context.update(
+            members=members,
+            state_chart=_state_chart(counts),
+            per_day_chart=_per_day_chart(per_day),
+            annotations_total=sum(row["count"] for row in stats),
+            annotator_stats=stats,
+            budget=annotation_selectors.budget_summary(project=project),
+        )
+    if project.user_role == Role.MANAGER:
+        context["imports"] = selectors.import_jobs_recent(project=project, limit=5)
     return render(request, "projects/overview.html", context)
+
+
+def _per_day_chart(per_day: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "data": {
+            "labels": [row["day"].strftime("%d %b") for row in per_day],
+            "datasets": [{"label": "Annotations", "data": [row["n"] for row in per_day], "backgroundColor": "#6366f1"}],
+        },
+        "options": {
+            "plugins": {"legend": {"display": False}},
+            "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}, "x": {"grid": {"display": False}}},
+        },
+    }
 
 
 STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
@@ -288,6 +321,25 @@ def member_update(request: HttpRequest, project_id: int, membership_id: int) -> 
             messages.error(request, " ".join(error.messages))
         else:
             messages.success(request, f"{membership.user.get_username()} is now {membership.get_role_display()}.")
+    if not request.htmx:
+        return redirect("projects:members", project_id=project.pk)
+    return _members_page(request, project)
+
+
+@login_required
+@require_POST
+def member_block(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    """Block (or, with ``unblock``, unblock) a member from getting new items."""
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    membership = selectors.membership_get(project=project, membership_id=membership_id)
+    name = membership.user.get_username()
+    if request.POST.get("unblock"):
+        services.membership_unblock(membership=membership)
+        messages.success(request, f"{name} is unblocked and gets items again.")
+    else:
+        reason = request.POST.get("reason", "").strip() or f"Blocked by {request.user.get_username()}"
+        services.membership_block(membership=membership, reason=reason)
+        messages.success(request, f"{name} is blocked and gets no new items.")
     if not request.htmx:
         return redirect("projects:members", project_id=project.pk)
     return _members_page(request, project)

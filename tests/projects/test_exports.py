@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import uuid
 
 from apps.annotation.models import Annotation, AnnotationLabel
 from apps.projects.exports import CHUNK, export_stream
@@ -15,7 +16,9 @@ def read(project, fmt):
 
 
 def annotate(project, item, user, label, start=None, end=None):
-    annotation = Annotation.objects.create(project=project, item=item, annotator=user, duration_ms=2300)
+    annotation = Annotation.objects.create(
+        project=project, item=item, annotator=user, duration_ms=2300, submission_id=uuid.uuid4()
+    )
     AnnotationLabel.objects.create(annotation=annotation, label=label, start=start, end=end)
 
 

@@ -2,10 +2,15 @@
 project does not exist for them), a member without the role gets 403, a member with it
 gets through. A URL added without a row here fails ``test_every_project_url_is_in_the_matrix``."""
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from apps.annotation.models import Annotation, AnnotationLabel, Assignment
 from apps.projects.imports import items_import_start
 from apps.projects.models import Item, Membership
 from tests.factories import ItemFactory
@@ -29,6 +34,7 @@ MATRIX = [
     ("projects:members", "post", {M}),
     ("projects:member_update", "post", {M}),
     ("projects:member_remove", "post", {M}),
+    ("projects:member_block", "post", {M}),
     ("projects:items", "get", {M, R}),
     ("projects:item_detail", "get", {M, R}),
     ("projects:import", "get", {M}),
@@ -55,11 +61,25 @@ MATRIX = [
     ("api-imports", "post", {M}),
     ("api-import", "get", {M}),
     ("api-export", "get", {M}),
+    ("annotation:workspace", "get", {M, A}),
+    ("annotation:submit", "post", {M, A}),
+    ("annotation:skip", "post", {M, A}),
+    ("annotation:annotation_edit", "get", {M, A}),
+    ("annotation:annotation_edit", "post", {M, A}),
+    ("api-task-next", "post", {M, A}),
+    ("api-task-skip", "post", {M, A}),
+    ("api-annotations", "get", {M, R}),
+    ("api-annotations", "post", {M, A}),
+    ("api-annotation", "patch", {M, A}),
 ]
 
 
-def url_kwargs(cast, name: str) -> dict:
+def url_kwargs(cast, name: str, role: str = "manager") -> dict:
+    """Ids for a URL; assignments and answers are the caller's own (others' are a 404)."""
+    own = cast.member(role) if role in ("manager", "annotator") else cast.annotator
     pattern_kwargs = {
+        "assignment_id": Assignment.objects.filter(project=cast.project, annotator=own).first().pk,
+        "annotation_id": Annotation.objects.filter(project=cast.project, annotator=own).first().pk,
         "label_id": cast.labels["Science"].pk,
         "membership_id": Membership.objects.get(project=cast.project, user=cast.other_annotator).pk,
         "item_id": Item.objects.filter(project=cast.project).first().pk,
@@ -89,7 +109,27 @@ def _route_kwargs(name: str) -> list[str]:
 
 @pytest.fixture
 def world(cast):
-    ItemFactory(project=cast.project)
+    for user in (cast.manager, cast.annotator):
+        item = ItemFactory(project=cast.project)
+        answered = Assignment.objects.create(
+            project=cast.project,
+            item=item,
+            annotator=user,
+            state="submitted",
+            leased_at=timezone.now(),
+            expires_at=timezone.now(),
+        )
+        annotation = Annotation.objects.create(
+            project=cast.project, item=item, annotator=user, assignment=answered, submission_id=uuid.uuid4()
+        )
+        AnnotationLabel.objects.create(annotation=annotation, label=cast.labels["World"])
+        Assignment.objects.create(
+            project=cast.project,
+            item=ItemFactory(project=cast.project, lease_count=1),
+            annotator=user,
+            leased_at=timezone.now(),
+            expires_at=timezone.now() + timedelta(minutes=10),
+        )
     items_import_start(project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n"))
     return cast
 
@@ -99,16 +139,24 @@ def test_every_project_url_is_in_the_matrix():
     assert scoped == {name for name, _, _ in MATRIX}
 
 
-def _call(user, name, method, kwargs):
+def _call(user, name, method, kwargs, data=None):
     url = reverse(name, kwargs=kwargs)
     client = api_for(user) if name.startswith("api-") else client_for(user)
-    return getattr(client, method)(url, {} if method != "get" else None)
+    return getattr(client, method)(url, data or ({} if method != "get" else None))
+
+
+def body_for(cast, name: str, role: str) -> dict:
+    """Forms that name an assignment name the caller's own live lease."""
+    if name not in ("annotation:submit", "annotation:skip") or role not in ("manager", "annotator"):
+        return {}
+    lease = Assignment.objects.filter(project=cast.project, annotator=cast.member(role), state="leased").first()
+    return {"assignment": lease.pk}
 
 
 @pytest.mark.parametrize(("name", "method", "allowed"), MATRIX, ids=[f"{m} {n}" for n, m, _ in MATRIX])
 @pytest.mark.parametrize("role", ["manager", "reviewer", "annotator", "outsider"])
 def test_permission_matrix(world, name, method, allowed, role):
-    response = _call(world.member(role), name, method, url_kwargs(world, name))
+    response = _call(world.member(role), name, method, url_kwargs(world, name, role), body_for(world, name, role))
 
     if role == "outsider":
         assert response.status_code == 404

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -18,7 +20,7 @@ from tests.factories import ItemFactory, UserFactory
 
 
 def annotate(cast, item, user, label):
-    annotation = Annotation.objects.create(project=cast.project, item=item, annotator=user)
+    annotation = Annotation.objects.create(project=cast.project, item=item, annotator=user, submission_id=uuid.uuid4())
     AnnotationLabel.objects.create(annotation=annotation, label=label)
     return annotation
 
@@ -54,6 +56,19 @@ def test_creating_a_project_with_a_duplicate_label_creates_nothing():
         project_create(user=UserFactory(), name="Dup", labels=[{"name": "Yes"}, {"name": "yes"}])
 
     assert not Project.objects.exists()
+
+
+def test_a_project_with_gold_and_annotations_can_be_deleted(cast):
+    from apps.projects.services import project_delete
+
+    item = ItemFactory(project=cast.project, is_gold=True)
+    GoldLabel.objects.create(item=item, label=cast.labels["World"])
+    annotate(cast, item, cast.annotator, cast.labels["Sports"])
+
+    project_delete(project=cast.project)
+
+    assert not Project.objects.filter(pk=cast.project.pk).exists()
+    assert not Annotation.objects.exists() and not Label.objects.filter(project_id=cast.project.pk).exists()
 
 
 def test_task_type_can_change_before_any_answer(cast):

@@ -13,7 +13,7 @@ def test_single_label_accepts_a_name_or_a_one_item_list(cast):
     assert parse(cast, ["world"]) == [LabelPart(None, None, world)]
 
 
-@pytest.mark.parametrize("raw", [["World", "Sports"], [], 7, None, "Weather", [""]])
+@pytest.mark.parametrize("raw", [["World", "Sports"], [], 999_999, None, "Weather", [""], True])
 def test_single_label_refuses_anything_else(cast, raw):
     with pytest.raises(InvalidValue):
         parse(cast, raw)

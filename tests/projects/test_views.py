@@ -88,6 +88,7 @@ def test_settings_page_saves_and_reports_errors(cast):
     data = {
         "name": "News v2", "instructions": "", "task_type": "single_label", "overlap": 4,
         "budget_max_annotations": "500", "price_per_annotation": "0.05", "currency": "USD", "gold_ratio": "0.1",
+        "lease_minutes": 15,
         "quality_threshold": "0.7", "consolidation_method": "dawid_skene", "sampling_strategy": "entropy",
     }  # fmt: skip
 

@@ -1,0 +1,396 @@
+"""Task distribution and answers: leasing the next item, submitting, skipping, editing.
+
+The promises kept here, under concurrency:
+- no item gets more than k (the project's overlap) annotations;
+- no annotator is given, or answers, the same item twice;
+- an answer the server acknowledged is committed before the acknowledgement;
+- a repeated submit (same submission id, or a second click on a submitted item)
+  creates nothing and returns the first answer.
+
+How ``task_next_for_annotator`` picks, in one transaction:
+1. Leases past their time are expired in bulk (their items get the room back).
+2. The annotator's own live lease is handed back first (they reloaded the page).
+3. With probability ``gold_ratio`` a gold item they have not seen is tried first;
+   gold items look like any other item and have no annotator limit.
+4. Otherwise the highest-priority open item they have not seen whose annotations
+   plus live leases are below k, locked with ``FOR UPDATE SKIP LOCKED`` so that
+   concurrent annotators each take a different row. (SQLite has no row locks;
+   there every write transaction takes the database lock at BEGIN, see settings,
+   so the same code runs one request at a time.)
+5. In a project with a budget, the project row is locked and spent plus live paid
+   leases are counted against the budget first; when it is spent, nothing is leased.
+"""
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from apps.projects.models import Item, ItemState, Membership, Project
+from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse
+
+from .models import Annotation, AnnotationLabel, Assignment, AssignmentState
+
+# How many of their latest answers an annotator may still change.
+EDITABLE_RECENT = 5
+# Client-reported times above this are not believed (a tab left open overnight).
+MAX_BELIEVABLE_DURATION_MS = 6 * 3600 * 1000
+
+
+class NoTask:
+    """Why there is no item for an annotator right now."""
+
+    BLOCKED = "blocked"
+    BUDGET = "budget"
+    DONE = "done"
+    BUSY = "busy"
+    NO_LABELS = "no_labels"
+
+    MESSAGES = {
+        BLOCKED: "You are blocked from this project, so no new items are given to you.",
+        BUDGET: "The project's budget is used up: no paid items are handed out until a manager raises it.",
+        DONE: "There is nothing left for you to label in this project. Thank you!",
+        BUSY: "Every remaining item is being labelled by others right now. Try again in a few minutes.",
+        NO_LABELS: "This project has no labels yet; a manager must add them before labelling starts.",
+    }
+
+
+@dataclass
+class NextTask:
+    assignment: Assignment | None
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        return NoTask.MESSAGES.get(self.reason, "")
+
+
+@dataclass
+class SubmitResult:
+    annotation: Annotation
+    created: bool
+
+
+class SubmitRefused(Exception):
+    """A submit that cannot be taken; nothing was changed. The message says why."""
+
+
+def _membership(project: Project, user: User) -> Membership | None:
+    return Membership.objects.filter(project=project, user=user).first()
+
+
+def leases_expire(*, project: Project, now: Any = None) -> int:
+    """Expire the project's leases whose time is up and give their items the room back.
+    Rows another transaction is already expiring are skipped, so none is counted twice."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(project=project, state=AssignmentState.LEASED, expires_at__lte=now)
+            .values_list("pk", "item_id")
+        )
+        if not stale:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _ in stale]).update(state=AssignmentState.EXPIRED, finished_at=now)
+        for item_id, count in Counter(item_id for _, item_id in stale).items():
+            Item.objects.filter(pk=item_id).update(lease_count=F("lease_count") - count)
+    return len(stale)
+
+
+def _unseen_by(annotator: User) -> Exists:
+    """Items this annotator holds, answered or skipped (an expired lease does not count)."""
+    return Exists(
+        Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator).exclude(state=AssignmentState.EXPIRED)
+    )
+
+
+def _regular_candidates(project: Project, annotator: User) -> QuerySet[Item]:
+    return (
+        Item.objects.filter(project=project, is_gold=False)
+        .exclude(state=ItemState.COMPLETE)
+        .alias(taken=F("annotation_count") + F("lease_count"))
+        .filter(taken__lt=project.overlap)
+        .exclude(_unseen_by(annotator))
+        .order_by("-priority", "random_key")
+    )
+
+
+def _gold_candidates(project: Project, annotator: User) -> QuerySet[Item]:
+    return Item.objects.filter(project=project, is_gold=True).exclude(_unseen_by(annotator)).order_by("?")
+
+
+def _lock_first(items: QuerySet[Item]) -> Item | None:
+    return items.select_for_update(skip_locked=True).first()
+
+
+def _budget_allows_paid_lease(project: Project, now: Any) -> bool:
+    if project.budget_max_annotations is None:
+        return True
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    live_paid = Assignment.objects.filter(
+        project=project, state=AssignmentState.LEASED, is_gold=False, expires_at__gt=now
+    ).count()
+    return locked.budget_spent + live_paid < (locked.budget_max_annotations or 0)
+
+
+def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignment:
+    expires = now + timedelta(minutes=project.lease_minutes)
+    # An expired lease of theirs on the same item is taken up again (one row per pair).
+    renewed = Assignment.objects.filter(item=item, annotator=annotator, state=AssignmentState.EXPIRED).update(
+        state=AssignmentState.LEASED, leased_at=now, expires_at=expires, finished_at=None
+    )
+    if renewed:
+        assignment = Assignment.objects.get(item=item, annotator=annotator)
+    else:
+        assignment = Assignment.objects.create(
+            project=project, item=item, annotator=annotator, is_gold=item.is_gold, leased_at=now, expires_at=expires
+        )
+    Item.objects.filter(pk=item.pk).update(lease_count=F("lease_count") + 1)
+    return assignment
+
+
+def task_next_for_annotator(
+    *, project: Project, annotator: User, exclude_assignment_ids: tuple[int, ...] = ()
+) -> NextTask:
+    """Lease the next item for an annotator, or say why there is none.
+
+    ``exclude_assignment_ids``: leases the annotator's screen already shows (the current
+    item while the next one is fetched ahead); they are not handed back again."""
+    membership = _membership(project, annotator)
+    if membership is not None and membership.is_blocked:
+        return NextTask(None, NoTask.BLOCKED)
+    if not project.labels.exists():
+        return NextTask(None, NoTask.NO_LABELS)
+    now = timezone.now()
+    leases_expire(project=project, now=now)
+    with transaction.atomic():
+        own = (
+            Assignment.objects.filter(
+                project=project, annotator=annotator, state=AssignmentState.LEASED, expires_at__gt=now
+            )
+            .exclude(pk__in=exclude_assignment_ids)
+            .select_related("item")
+            .first()
+        )
+        if own is not None:
+            return NextTask(own)
+        # Gold items are free, but they only make sense mixed into paid work: once the
+        # budget is spent nothing is handed out.
+        if not _budget_allows_paid_lease(project, now):
+            return NextTask(None, NoTask.BUDGET)
+        item = None
+        if project.gold_ratio > 0 and random.random() < project.gold_ratio:
+            item = _lock_first(_gold_candidates(project, annotator))
+        if item is None:
+            item = _lock_first(_regular_candidates(project, annotator))
+        if item is None:
+            waiting = (
+                Item.objects.filter(project=project, is_gold=False)
+                .exclude(state=ItemState.COMPLETE)
+                .exclude(_unseen_by(annotator))
+                .exists()
+            )
+            return NextTask(None, NoTask.BUSY if waiting else NoTask.DONE)
+        assignment = _lease(project, annotator, item, now)
+        assignment.item = item
+        return NextTask(assignment)
+
+
+def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> Assignment:
+    """One of this annotator's assignments in this project; anything else is a 404."""
+    try:
+        return Assignment.objects.select_related("item").get(
+            pk=int(assignment_id), project=project, annotator=annotator
+        )
+    except (Assignment.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such assignment for you in this project.") from None
+
+
+def _believable_duration(duration_ms: Any, assignment: Assignment, now: Any) -> int:
+    """The client's measure of time spent when plausible, else the lease's age."""
+    lease_age = int((now - assignment.leased_at).total_seconds() * 1000)
+    try:
+        reported = int(duration_ms)
+    except (TypeError, ValueError):
+        return lease_age
+    if 0 < reported <= min(MAX_BELIEVABLE_DURATION_MS, lease_age + 60_000):
+        return reported
+    return min(lease_age, MAX_BELIEVABLE_DURATION_MS)
+
+
+def _parts(project: Project, item: Item, value: Any) -> list[LabelPart]:
+    try:
+        return value_parse(project=project, labels=LabelIndex.for_project(project), raw=value, text=item.text)
+    except InvalidValue as problem:
+        raise ValidationError({"value": str(problem)}) from None
+
+
+def _item_has_room(project: Project, item: Item, assignment: Assignment) -> bool:
+    """For a late submit: is there still room for this answer on the item?"""
+    if item.is_gold:
+        return True
+    own_lease = 1 if assignment.state == AssignmentState.LEASED else 0
+    return item.annotation_count + item.lease_count - own_lease < project.overlap
+
+
+def _existing_answer(annotator: User, submission_id: uuid.UUID) -> Annotation | None:
+    return Annotation.objects.filter(annotator=annotator, submission_id=submission_id).first()
+
+
+def annotation_submit(
+    *,
+    project: Project,
+    annotator: User,
+    assignment_id: Any,
+    value: Any,
+    submission_id: Any,
+    duration_ms: Any = None,
+) -> SubmitResult:
+    """Record an annotator's answer for a leased item.
+
+    Refused (SubmitRefused or ValidationError, nothing changed): an invalid answer, a
+    skipped item, or a lease that ran out after the item went to someone else. A lease
+    that ran out while the item still has room is honoured, so slow annotators do not
+    lose work for nothing. Raises Http404 for an assignment that is not theirs."""
+    try:
+        submission = uuid.UUID(str(submission_id))
+    except ValueError:
+        raise ValidationError({"submission_id": "The submission id must be a UUID."}) from None
+    existing = _existing_answer(annotator, submission)
+    if existing is not None and existing.project_id == project.pk:
+        return SubmitResult(existing, created=False)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return _submit(project, annotator, assignment_id, value, submission, duration_ms, now)
+    except IntegrityError:
+        # The same submit raced itself (two requests at once); the first one won.
+        existing = _existing_answer(annotator, submission)
+        if existing is None:
+            raise
+        return SubmitResult(existing, created=False)
+
+
+def _submit(
+    project: Project,
+    annotator: User,
+    assignment_id: Any,
+    value: Any,
+    submission: uuid.UUID,
+    duration_ms: Any,
+    now: Any,
+) -> SubmitResult:
+    assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
+    assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if assignment.state == AssignmentState.SUBMITTED:
+        # A second click that made a new submission id: the item is answered already.
+        return SubmitResult(Annotation.objects.get(assignment=assignment), created=False)
+    if assignment.state == AssignmentState.SKIPPED:
+        raise SubmitRefused("You skipped this item, so it cannot take an answer from you now.")
+    item = Item.objects.select_for_update().get(pk=assignment.item_id)
+    parts = _parts(project, item, value)
+    lease_live = assignment.state == AssignmentState.LEASED and assignment.expires_at > now
+    if not lease_live:
+        room = _item_has_room(project, item, assignment) and (
+            item.is_gold or assignment.state == AssignmentState.LEASED or _budget_allows_paid_lease(project, now)
+        )
+        if not room:
+            raise SubmitRefused(
+                f"Your time on this item ran out ({project.lease_minutes} minutes) and it went to other "
+                "annotators, so this answer was not saved."
+            )
+    annotation = Annotation.objects.create(
+        project=project,
+        item=item,
+        annotator=annotator,
+        assignment=assignment,
+        submission_id=submission,
+        is_gold=item.is_gold,
+        duration_ms=_believable_duration(duration_ms, assignment, now),
+    )
+    AnnotationLabel.objects.bulk_create(
+        AnnotationLabel(annotation=annotation, label_id=part.label_id, start=part.start, end=part.end) for part in parts
+    )
+    held_lease = assignment.state == AssignmentState.LEASED
+    assignment.state, assignment.finished_at = AssignmentState.SUBMITTED, now
+    assignment.save(update_fields=["state", "finished_at"])
+    item.annotation_count += 1
+    item.lease_count -= 1 if held_lease else 0
+    item.state = ItemState.IN_PROGRESS
+    item.save(update_fields=["annotation_count", "lease_count", "state"])
+    if item.annotation_count >= project.overlap and not item.is_gold:
+        item_on_complete(item=item)
+    if not item.is_gold:
+        # Last in the transaction: the project row stays locked for the shortest time.
+        Project.objects.filter(pk=project.pk).update(budget_spent=F("budget_spent") + 1)
+    return SubmitResult(annotation, created=True)
+
+
+def item_on_complete(*, item: Item) -> None:
+    """The one call point for an item that has reached k answers, inside the submit's
+    transaction: it leaves the queue, and consolidation hooks in here."""
+    item.state = ItemState.COMPLETE
+    item.save(update_fields=["state"])
+
+
+@transaction.atomic
+def assignment_skip(*, project: Project, annotator: User, assignment_id: Any, reason: str = "") -> Assignment:
+    """Give an item back without answering it; the annotator will not get it again."""
+    assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
+    assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if assignment.state == AssignmentState.SKIPPED:
+        return assignment
+    if assignment.state == AssignmentState.SUBMITTED:
+        raise SubmitRefused("You answered this item already; go back to it to change your answer instead.")
+    if assignment.state == AssignmentState.LEASED:
+        Item.objects.filter(pk=assignment.item_id).update(lease_count=F("lease_count") - 1)
+    assignment.state = AssignmentState.SKIPPED
+    assignment.finished_at = timezone.now()
+    assignment.skip_reason = reason.strip()[:300]
+    assignment.save(update_fields=["state", "finished_at", "skip_reason"])
+    return assignment
+
+
+def annotation_is_editable(annotation: Annotation, recent_ids: set[int]) -> bool:
+    return annotation.pk in recent_ids and annotation.item.consolidated_at is None
+
+
+def recent_annotation_ids(*, project: Project, annotator: User) -> set[int]:
+    return set(
+        Annotation.objects.filter(project=project, annotator=annotator)
+        .order_by("-id")
+        .values_list("pk", flat=True)[:EDITABLE_RECENT]
+    )
+
+
+@transaction.atomic
+def annotation_update(*, project: Project, annotator: User, annotation_id: Any, value: Any) -> Annotation:
+    """Change one of the annotator's latest answers, while its item is not consolidated."""
+    try:
+        annotation = (
+            Annotation.objects.select_for_update()
+            .select_related("item")
+            .get(pk=int(annotation_id), project=project, annotator=annotator)
+        )
+    except (Annotation.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such annotation of yours in this project.") from None
+    if not annotation_is_editable(annotation, recent_annotation_ids(project=project, annotator=annotator)):
+        raise SubmitRefused(
+            f"Only your last {EDITABLE_RECENT} answers can be changed, and only until their items are consolidated."
+        )
+    parts = _parts(project, annotation.item, value)
+    annotation.labels.all().delete()
+    AnnotationLabel.objects.bulk_create(
+        AnnotationLabel(annotation=annotation, label_id=part.label_id, start=part.start, end=part.end) for part in parts
+    )
+    annotation.save(update_fields=["updated_at"])
+    return annotation

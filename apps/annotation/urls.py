@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+app_name = "annotation"
+
+urlpatterns = [
+    path("projects/<int:project_id>/annotate/", views.workspace, name="workspace"),
+    path("projects/<int:project_id>/annotate/submit/", views.submit, name="submit"),
+    path("projects/<int:project_id>/annotate/skip/", views.skip, name="skip"),
+    path(
+        "projects/<int:project_id>/annotate/answers/<int:annotation_id>/", views.annotation_edit, name="annotation_edit"
+    ),
+]
