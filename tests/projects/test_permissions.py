@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from apps.annotation.models import Annotation, AnnotationLabel, Assignment
 from apps.projects.imports import items_import_start
