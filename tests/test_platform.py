@@ -76,6 +76,12 @@ def test_demo_load_builds_both_projects_and_is_idempotent():
     assert Item.objects.filter(project=entities, is_gold=True).count() == 15
     assert topics.memberships.count() == 7 and entities.memberships.count() == 7
     assert set(topics.labels.values_list("name", flat=True)) == {"World", "Sports", "Business", "Science"}
+    # Simulated annotators answered part of each project through the real services.
+    from apps.annotation.models import Annotation
+
+    assert Annotation.objects.filter(project=topics).count() == 560
+    assert Annotation.objects.filter(project=entities).count() == 110
+    assert topics.items.filter(state="complete").exists() and topics.items.filter(state="open").exists()
 
 
 @pytest.mark.django_db

@@ -71,10 +71,14 @@ class TaskNextApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.TaskNextInput(data=request.data)
         data.is_valid(raise_exception=True)
+        labels = LabelIndex.for_project(project)
         outcome = services.task_next_for_annotator(
-            project=project, annotator=request.user, exclude_assignment_ids=tuple(data.validated_data["holding"])
+            project=project,
+            annotator=request.user,
+            exclude_assignment_ids=tuple(data.validated_data["holding"]),
+            labels=labels,
         )
-        return Response(_next_payload(project, LabelIndex.for_project(project), outcome))
+        return Response(_next_payload(project, labels, outcome))
 
 
 class TaskSkipApi(APIView):
@@ -99,18 +103,23 @@ class TaskSkipApi(APIView):
 
 
 class AnnotationOutput(serializers.ModelSerializer):
-    annotator = serializers.CharField(source="annotator.get_username")
+    annotator = serializers.SerializerMethodField()
     value = serializers.SerializerMethodField()
 
     class Meta:
         model = Annotation
         fields = ["id", "item", "annotator", "value", "submission_id", "created_at", "updated_at", "duration_ms"]
 
+    def get_annotator(self, annotation: Annotation) -> str:
+        return annotation.annotator.get_username()
+
     def get_value(self, annotation: Annotation) -> Any:
+        # Parts the caller has at hand (a submit just made them) spare a query.
+        known = self.context.get("parts", {}).get(annotation.pk)
         return value_render(
             project=self.context["project"],
             labels=self.context["labels"],
-            parts=selectors.annotation_parts(annotation),
+            parts=known if known is not None else selectors.annotation_parts(annotation),
             text=annotation.item.text,
         )
 
@@ -159,6 +168,7 @@ class AnnotationListApi(APIView):
         data = self.AnnotationSubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        labels = LabelIndex.for_project(project)
         try:
             result = services.annotation_submit(
                 project=project,
@@ -167,17 +177,18 @@ class AnnotationListApi(APIView):
                 value=values["value"],
                 submission_id=values["submission_id"],
                 duration_ms=values.get("duration_ms"),
+                labels=labels,
             )
         except services.SubmitRefused as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        labels = LabelIndex.for_project(project)
+        context = {"project": project, "labels": labels, "parts": {result.annotation.pk: result.parts}}
         body: dict[str, Any] = {
-            "annotation": AnnotationOutput(result.annotation, context={"project": project, "labels": labels}).data,
+            "annotation": AnnotationOutput(result.annotation, context=context).data,
             "repeated": not result.created,
         }
         if values["next"]:
             outcome = services.task_next_for_annotator(
-                project=project, annotator=request.user, exclude_assignment_ids=tuple(values["holding"])
+                project=project, annotator=request.user, exclude_assignment_ids=tuple(values["holding"]), labels=labels
             )
             body["next"] = _next_payload(project, labels, outcome)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

@@ -64,7 +64,11 @@ def annotation_get(*, project: Project, annotator: User, annotation_id: Any) -> 
 
 
 def item_suggestion(*, item: Item) -> Suggestion | None:
-    return Suggestion.objects.filter(item=item).first()
+    """The item's suggestion; free when the item was loaded with select_related."""
+    try:
+        return item.suggestion
+    except Suggestion.DoesNotExist:
+        return None
 
 
 def budget_summary(*, project: Project) -> dict[str, Any]:

@@ -8,7 +8,8 @@ The promises kept here, under concurrency:
   creates nothing and returns the first answer.
 
 How ``task_next_for_annotator`` picks, in one transaction:
-1. Leases past their time are expired in bulk (their items get the room back).
+1. Leases past their time are expired in bulk (their items get the room back), at
+   most every few seconds per project, and again whenever no item is free.
 2. The annotator's own live lease is handed back first (they reloaded the page).
 3. With probability ``gold_ratio`` a gold item they have not seen is tried first;
    gold items look like any other item and have no annotator limit.
@@ -22,6 +23,7 @@ How ``task_next_for_annotator`` picks, in one transaction:
 """
 
 import random
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -42,6 +44,10 @@ from .models import Annotation, AnnotationLabel, Assignment, AssignmentState
 
 # How many of their latest answers an annotator may still change.
 EDITABLE_RECENT = 5
+# Expired leases are swept at most this often per project and process (and whenever no
+# item is found), so that a busy project does not pay for a sweep on every request.
+SWEEP_EVERY_SECONDS = 5.0
+_last_sweep: dict[int, float] = {}
 # Client-reported times above this are not believed (a tab left open overnight).
 MAX_BELIEVABLE_DURATION_MS = 6 * 3600 * 1000
 
@@ -78,20 +84,26 @@ class NextTask:
 class SubmitResult:
     annotation: Annotation
     created: bool
+    parts: list[LabelPart]
 
 
 class SubmitRefused(Exception):
     """A submit that cannot be taken; nothing was changed. The message says why."""
 
 
-def _membership(project: Project, user: User) -> Membership | None:
-    return Membership.objects.filter(project=project, user=user).first()
+def _is_blocked(project: Project, user: User) -> bool:
+    """From the permission gate's annotation when the caller went through it."""
+    blocked = getattr(project, "user_blocked", None)
+    if blocked is None:
+        blocked = Membership.objects.filter(project=project, user=user, is_blocked=True).exists()
+    return bool(blocked)
 
 
 def leases_expire(*, project: Project, now: Any = None) -> int:
     """Expire the project's leases whose time is up and give their items the room back.
     Rows another transaction is already expiring are skipped, so none is counted twice."""
     now = now or timezone.now()
+    _last_sweep[project.pk] = time.monotonic()
     with transaction.atomic():
         stale = list(
             Assignment.objects.select_for_update(skip_locked=True)
@@ -129,7 +141,7 @@ def _gold_candidates(project: Project, annotator: User) -> QuerySet[Item]:
 
 
 def _lock_first(items: QuerySet[Item]) -> Item | None:
-    return items.select_for_update(skip_locked=True).first()
+    return items.select_related("suggestion").select_for_update(skip_locked=True, of=("self",)).first()
 
 
 def _budget_allows_paid_lease(project: Project, now: Any) -> bool:
@@ -143,66 +155,95 @@ def _budget_allows_paid_lease(project: Project, now: Any) -> bool:
 
 
 def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignment:
-    expires = now + timedelta(minutes=project.lease_minutes)
-    # An expired lease of theirs on the same item is taken up again (one row per pair).
-    renewed = Assignment.objects.filter(item=item, annotator=annotator, state=AssignmentState.EXPIRED).update(
-        state=AssignmentState.LEASED, leased_at=now, expires_at=expires, finished_at=None
+    """Create the lease, or take up the annotator's expired lease on the same item again
+    (one row per pair), in one statement."""
+    (assignment,) = Assignment.objects.bulk_create(
+        [
+            Assignment(
+                project=project,
+                item=item,
+                annotator=annotator,
+                is_gold=item.is_gold,
+                state=AssignmentState.LEASED,
+                leased_at=now,
+                expires_at=now + timedelta(minutes=project.lease_minutes),
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["item", "annotator"],
+        update_fields=["state", "leased_at", "expires_at", "finished_at"],
     )
-    if renewed:
-        assignment = Assignment.objects.get(item=item, annotator=annotator)
-    else:
-        assignment = Assignment.objects.create(
-            project=project, item=item, annotator=annotator, is_gold=item.is_gold, leased_at=now, expires_at=expires
-        )
     Item.objects.filter(pk=item.pk).update(lease_count=F("lease_count") + 1)
+    assignment.item = item
     return assignment
 
 
 def task_next_for_annotator(
-    *, project: Project, annotator: User, exclude_assignment_ids: tuple[int, ...] = ()
+    *,
+    project: Project,
+    annotator: User,
+    exclude_assignment_ids: tuple[int, ...] = (),
+    labels: LabelIndex | None = None,
 ) -> NextTask:
     """Lease the next item for an annotator, or say why there is none.
 
     ``exclude_assignment_ids``: leases the annotator's screen already shows (the current
-    item while the next one is fetched ahead); they are not handed back again."""
-    membership = _membership(project, annotator)
-    if membership is not None and membership.is_blocked:
+    item while the next one is fetched ahead); they are not handed back again.
+    ``labels``: the project's labels when the caller has loaded them already."""
+    if _is_blocked(project, annotator):
         return NextTask(None, NoTask.BLOCKED)
-    if not project.labels.exists():
+    if not (labels.labels if labels is not None else project.labels.exists()):
         return NextTask(None, NoTask.NO_LABELS)
+    if time.monotonic() - _last_sweep.get(project.pk, 0.0) > SWEEP_EVERY_SECONDS:
+        leases_expire(project=project)
+    outcome = _lease_next(project, annotator, exclude_assignment_ids)
+    # Nothing free may only mean that leases ran out since the last sweep.
+    nothing_free = outcome.assignment is None and outcome.reason in (NoTask.BUSY, NoTask.DONE)
+    if nothing_free and leases_expire(project=project):
+        outcome = _lease_next(project, annotator, exclude_assignment_ids)
+    return outcome
+
+
+@transaction.atomic
+def _lease_next(project: Project, annotator: User, exclude_assignment_ids: tuple[int, ...]) -> NextTask:
     now = timezone.now()
-    leases_expire(project=project, now=now)
-    with transaction.atomic():
-        own = (
-            Assignment.objects.filter(
-                project=project, annotator=annotator, state=AssignmentState.LEASED, expires_at__gt=now
-            )
-            .exclude(pk__in=exclude_assignment_ids)
-            .select_related("item")
-            .first()
+    own = (
+        Assignment.objects.filter(
+            project=project, annotator=annotator, state=AssignmentState.LEASED, expires_at__gt=now
         )
-        if own is not None:
-            return NextTask(own)
-        # Gold items are free, but they only make sense mixed into paid work: once the
-        # budget is spent nothing is handed out.
-        if not _budget_allows_paid_lease(project, now):
-            return NextTask(None, NoTask.BUDGET)
-        item = None
-        if project.gold_ratio > 0 and random.random() < project.gold_ratio:
-            item = _lock_first(_gold_candidates(project, annotator))
-        if item is None:
-            item = _lock_first(_regular_candidates(project, annotator))
-        if item is None:
-            waiting = (
-                Item.objects.filter(project=project, is_gold=False)
-                .exclude(state=ItemState.COMPLETE)
-                .exclude(_unseen_by(annotator))
-                .exists()
-            )
-            return NextTask(None, NoTask.BUSY if waiting else NoTask.DONE)
-        assignment = _lease(project, annotator, item, now)
-        assignment.item = item
-        return NextTask(assignment)
+        .exclude(pk__in=exclude_assignment_ids)
+        .select_related("item", "item__suggestion")
+        .first()
+    )
+    if own is not None:
+        return NextTask(own)
+    # Gold items are free, but they only make sense mixed into paid work: once the
+    # budget is spent nothing is handed out.
+    if not _budget_allows_paid_lease(project, now):
+        return NextTask(None, NoTask.BUDGET)
+    item = None
+    if project.gold_ratio > 0 and random.random() < project.gold_ratio:
+        item = _lock_first(_gold_candidates(project, annotator))
+    if item is None:
+        item = _lock_first(_regular_candidates(project, annotator))
+    if item is None:
+        waiting = (
+            Item.objects.filter(project=project, is_gold=False)
+            .exclude(state=ItemState.COMPLETE)
+            .exclude(_unseen_by(annotator))
+            .exists()
+        )
+        return NextTask(None, NoTask.BUSY if waiting else NoTask.DONE)
+    return NextTask(_lease(project, annotator, item, now))
+
+
+def _assignment_lock(project: Project, annotator: User, assignment_id: Any) -> Assignment:
+    """Lock one of this annotator's assignments in this project; anything else is a 404.
+    The item is locked separately, after it, in the order every writer follows."""
+    try:
+        return Assignment.objects.select_for_update().get(pk=int(assignment_id), project=project, annotator=annotator)
+    except (Assignment.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such assignment for you in this project.") from None
 
 
 def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> Assignment:
@@ -227,9 +268,10 @@ def _believable_duration(duration_ms: Any, assignment: Assignment, now: Any) -> 
     return min(lease_age, MAX_BELIEVABLE_DURATION_MS)
 
 
-def _parts(project: Project, item: Item, value: Any) -> list[LabelPart]:
+def _parts(project: Project, item: Item, value: Any, labels: LabelIndex | None = None) -> list[LabelPart]:
     try:
-        return value_parse(project=project, labels=LabelIndex.for_project(project), raw=value, text=item.text)
+        labels = labels if labels is not None else LabelIndex.for_project(project)
+        return value_parse(project=project, labels=labels, raw=value, text=item.text)
     except InvalidValue as problem:
         raise ValidationError({"value": str(problem)}) from None
 
@@ -246,6 +288,11 @@ def _existing_answer(annotator: User, submission_id: uuid.UUID) -> Annotation | 
     return Annotation.objects.filter(annotator=annotator, submission_id=submission_id).first()
 
 
+def _repeated(annotation: Annotation) -> SubmitResult:
+    parts = [LabelPart(row.start, row.end, row.label_id) for row in annotation.labels.all()]
+    return SubmitResult(annotation, created=False, parts=parts)
+
+
 def annotation_submit(
     *,
     project: Project,
@@ -254,6 +301,7 @@ def annotation_submit(
     value: Any,
     submission_id: Any,
     duration_ms: Any = None,
+    labels: LabelIndex | None = None,
 ) -> SubmitResult:
     """Record an annotator's answer for a leased item.
 
@@ -265,19 +313,18 @@ def annotation_submit(
         submission = uuid.UUID(str(submission_id))
     except ValueError:
         raise ValidationError({"submission_id": "The submission id must be a UUID."}) from None
-    existing = _existing_answer(annotator, submission)
-    if existing is not None and existing.project_id == project.pk:
-        return SubmitResult(existing, created=False)
+    # A repeated submit finds its assignment SUBMITTED and gets the first answer back;
+    # the same submission id on another assignment breaks a unique constraint, below.
     now = timezone.now()
     try:
         with transaction.atomic():
-            return _submit(project, annotator, assignment_id, value, submission, duration_ms, now)
+            return _submit(project, annotator, assignment_id, value, submission, duration_ms, now, labels)
     except IntegrityError:
         # The same submit raced itself (two requests at once); the first one won.
         existing = _existing_answer(annotator, submission)
         if existing is None:
             raise
-        return SubmitResult(existing, created=False)
+        return _repeated(existing)
 
 
 def _submit(
@@ -288,16 +335,16 @@ def _submit(
     submission: uuid.UUID,
     duration_ms: Any,
     now: Any,
+    labels: LabelIndex | None,
 ) -> SubmitResult:
-    assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
-    assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    assignment = _assignment_lock(project, annotator, assignment_id)
     if assignment.state == AssignmentState.SUBMITTED:
         # A second click that made a new submission id: the item is answered already.
-        return SubmitResult(Annotation.objects.get(assignment=assignment), created=False)
+        return _repeated(Annotation.objects.get(assignment=assignment))
     if assignment.state == AssignmentState.SKIPPED:
         raise SubmitRefused("You skipped this item, so it cannot take an answer from you now.")
     item = Item.objects.select_for_update().get(pk=assignment.item_id)
-    parts = _parts(project, item, value)
+    parts = _parts(project, item, value, labels)
     lease_live = assignment.state == AssignmentState.LEASED and assignment.expires_at > now
     if not lease_live:
         room = _item_has_room(project, item, assignment) and (
@@ -332,7 +379,7 @@ def _submit(
     if not item.is_gold:
         # Last in the transaction: the project row stays locked for the shortest time.
         Project.objects.filter(pk=project.pk).update(budget_spent=F("budget_spent") + 1)
-    return SubmitResult(annotation, created=True)
+    return SubmitResult(annotation, created=True, parts=parts)
 
 
 def item_on_complete(*, item: Item) -> None:
@@ -345,8 +392,7 @@ def item_on_complete(*, item: Item) -> None:
 @transaction.atomic
 def assignment_skip(*, project: Project, annotator: User, assignment_id: Any, reason: str = "") -> Assignment:
     """Give an item back without answering it; the annotator will not get it again."""
-    assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
-    assignment = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    assignment = _assignment_lock(project, annotator, assignment_id)
     if assignment.state == AssignmentState.SKIPPED:
         return assignment
     if assignment.state == AssignmentState.SUBMITTED:

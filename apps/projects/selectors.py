@@ -25,14 +25,15 @@ def _projects_with_role(user: User | AnonymousUser) -> QuerySet[Project]:
     if user.is_superuser:
         # Site admins act as managers of every project.
         return Project.objects.annotate(user_role=Value(Role.MANAGER.value))
-    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    role = Membership.objects.filter(project=OuterRef("pk"), user=user).order_by().values("role")[:1]
     return Project.objects.annotate(user_role=Subquery(role)).filter(user_role__isnull=False)
 
 
 def project_get_for_user(
     *, user: User | AnonymousUser, project_id: Any, roles: Collection[str] = ANY_MEMBER
 ) -> Project:
-    """The project, with ``user_role`` set, if the user may act on it in one of ``roles``.
+    """The project, with ``user_role`` and ``user_blocked`` set, if the user may act on it
+    in one of ``roles``.
 
     Someone who is not a member gets a 404, as if the project did not exist (ids are
     not secrets, but membership is); a member without the role gets a 403.
@@ -41,10 +42,21 @@ def project_get_for_user(
         project_id = int(project_id)
     except (TypeError, ValueError):
         raise Http404("No such project.") from None
-    project = _projects_with_role(user).filter(pk=project_id).first()
+    if not user.is_authenticated:
+        raise Http404("No such project.")
+    if user.is_superuser:
+        # Site admins act as managers of every project.
+        project = Project.objects.filter(pk=project_id).first()
+        role, blocked = Role.MANAGER.value, False
+    else:
+        # One indexed join on every request: this gate guards each view and API call.
+        membership = Membership.objects.select_related("project").filter(project_id=project_id, user=user).first()
+        project = membership.project if membership else None
+        role, blocked = (membership.role, membership.is_blocked) if membership else (None, False)
     if project is None:
         raise Http404("No such project.")
-    if getattr(project, "user_role", None) not in roles:  # annotated by _projects_with_role
+    project.user_role, project.user_blocked = role, blocked  # type: ignore[attr-defined]
+    if role not in roles:
         raise PermissionDenied("Your role in this project does not allow this.")
     return project
 

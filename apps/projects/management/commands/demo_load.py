@@ -21,6 +21,9 @@ from apps.projects.services import membership_add, project_create
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_PASSWORD = "quorum-demo"
 ANNOTATORS = [f"annotator{n}" for n in range(1, 6)]
+# How often each simulated annotator gives the right answer: two careful, two average,
+# one careless (the kind that gold items and consolidation are there to catch).
+ACCURACIES = [0.94, 0.88, 0.8, 0.72, 0.45]
 TOPICS_NAME = "Newsroom topics"
 ENTITIES_NAME = "Newsroom entities"
 
@@ -82,9 +85,28 @@ class Command(BaseCommand):
             self.stdout.write("The demo is loaded already (use --reset to load it again).")
             return
         with transaction.atomic():
-            self._topics_project(users)
-            self._entities_project(users)
+            topics = self._topics_project(users)
+            entities = self._entities_project(users)
+        self._simulate(topics, users, "news.jsonl", lambda row: row["topic"], answers=560)
+        self._simulate(entities, users, "entities.jsonl", lambda row: row["gold_spans"], answers=110)
         self.stdout.write(self.style.SUCCESS("Demo loaded."))
+
+    def _simulate(self, project: Project, users: dict[str, Any], corpus_name: str, truth_of: Any, answers: int) -> None:
+        """Simulated annotators label part of the project, so every page has data."""
+        from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
+        from apps.projects.models import Item
+
+        truth_by_id = {row["id"]: truth_of(row) for row in corpus(corpus_name)}
+        truth = {
+            pk: truth_by_id[external]
+            for pk, external in Item.objects.filter(project=project).values_list("pk", "external_id")
+        }
+        crowd = [
+            SimulatedAnnotator(users[name], accuracy, seconds_per_item=6 + 3 * n)
+            for n, (name, accuracy) in enumerate(zip(ANNOTATORS, ACCURACIES, strict=True))
+        ]
+        given = simulate_crowd(project=project, annotators=crowd, truth=truth, answers=answers, spread_days=12)
+        self.stdout.write(f"  {project.name}: {given} simulated answers")
 
     def _users(self) -> dict[str, Any]:
         User = get_user_model()
@@ -113,7 +135,7 @@ class Command(BaseCommand):
             raise CommandError(f"The demo import failed: {job.message} {job.errors[:5]}")
         self.stdout.write(f"  {project.name}: {job.rows_imported} items")
 
-    def _topics_project(self, users: dict[str, Any]) -> None:
+    def _topics_project(self, users: dict[str, Any]) -> Project:
         project = project_create(
             user=users["manager"],
             name=TOPICS_NAME,
@@ -133,8 +155,9 @@ class Command(BaseCommand):
             for n, row in enumerate(corpus("news.jsonl"))
         ]
         self._import(project, users["manager"], "news.jsonl", rows)
+        return project
 
-    def _entities_project(self, users: dict[str, Any]) -> None:
+    def _entities_project(self, users: dict[str, Any]) -> Project:
         project = project_create(
             user=users["manager"],
             name=ENTITIES_NAME,
@@ -150,3 +173,4 @@ class Command(BaseCommand):
             for n, row in enumerate(corpus("entities.jsonl"))
         ]
         self._import(project, users["manager"], "entities.jsonl", rows)
+        return project
