@@ -44,6 +44,7 @@ def project_get_for_user(
         raise Http404("No such project.") from None
     if not user.is_authenticated:
         raise Http404("No such project.")
+    role: str | None
     if user.is_superuser:
         # Site admins act as managers of every project.
         project = Project.objects.filter(pk=project_id).first()
