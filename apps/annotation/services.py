@@ -6,8 +6,10 @@ The promises kept here, under concurrency:
 - an answer the server acknowledged is committed before the acknowledgement;
 - a repeated submit (same submission id, or a second click on a submitted item)
   creates nothing and returns the first answer.
+Every writer locks an item before any of its assignments, so no two transactions
+can deadlock on each other.
 
-How ``task_next_for_annotator`` picks, in one transaction:
+How ``task_next_for_annotator`` picks:
 1. Leases past their time are expired in bulk (their items get the room back), at
    most every few seconds per project, and again whenever no item is free.
 2. The annotator's own live lease is handed back first (they reloaded the page).
@@ -20,6 +22,7 @@ How ``task_next_for_annotator`` picks, in one transaction:
    so the same code runs one request at a time.)
 5. In a project with a budget, the project row is locked and spent plus live paid
    leases are counted against the budget first; when it is spent, nothing is leased.
+Steps 2 to 5 run in one transaction.
 """
 
 import random
@@ -32,7 +35,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -101,21 +104,28 @@ def _is_blocked(project: Project, user: User) -> bool:
 
 def leases_expire(*, project: Project, now: Any = None) -> int:
     """Expire the project's leases whose time is up and give their items the room back.
-    Rows another transaction is already expiring are skipped, so none is counted twice."""
+
+    Locks follow the order every writer here uses, item then assignment, so no two
+    transactions can wait on each other; items another transaction holds are skipped
+    and swept next time."""
     now = now or timezone.now()
     _last_sweep[project.pk] = time.monotonic()
+    stale = Assignment.objects.filter(project=project, state=AssignmentState.LEASED, expires_at__lte=now)
     with transaction.atomic():
-        stale = list(
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(project=project, state=AssignmentState.LEASED, expires_at__lte=now)
-            .values_list("pk", "item_id")
+        items = list(
+            Item.objects.filter(pk__in=stale.values("item_id"))
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
         )
-        if not stale:
+        if not items:
             return 0
-        Assignment.objects.filter(pk__in=[pk for pk, _ in stale]).update(state=AssignmentState.EXPIRED, finished_at=now)
-        for item_id, count in Counter(item_id for _, item_id in stale).items():
+        expired = list(stale.filter(item_id__in=items).select_for_update().values_list("pk", "item_id"))
+        Assignment.objects.filter(pk__in=[pk for pk, _ in expired]).update(
+            state=AssignmentState.EXPIRED, finished_at=now
+        )
+        for item_id, count in Counter(item_id for _, item_id in expired).items():
             Item.objects.filter(pk=item_id).update(lease_count=F("lease_count") - count)
-    return len(stale)
+    return len(expired)
 
 
 def _unseen_by(annotator: User) -> Exists:
@@ -154,27 +164,45 @@ def _budget_allows_paid_lease(project: Project, now: Any) -> bool:
     return locked.budget_spent + live_paid < (locked.budget_max_annotations or 0)
 
 
-def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignment:
-    """Create the lease, or take up the annotator's expired lease on the same item again
-    (one row per pair), in one statement."""
-    (assignment,) = Assignment.objects.bulk_create(
-        [
-            Assignment(
-                project=project,
-                item=item,
-                annotator=annotator,
-                is_gold=item.is_gold,
-                state=AssignmentState.LEASED,
-                leased_at=now,
-                expires_at=now + timedelta(minutes=project.lease_minutes),
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["item", "annotator"],
-        update_fields=["state", "leased_at", "expires_at", "finished_at"],
-    )
+def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignment | None:
+    """Lease the item, or take up the annotator's expired lease on it again (one row per
+    pair), in one statement. Returns None when the pair already has a live row: another
+    request of the same annotator took the item a moment ago, which the candidate query
+    could not see yet. ``ON CONFLICT ... WHERE`` is what keeps that race from counting one
+    lease twice."""
+    table = Assignment._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    expires = now + timedelta(minutes=project.lease_minutes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (project_id, item_id, annotator_id, state, is_gold, leased_at, expires_at, skip_reason)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, '')
+            ON CONFLICT (item_id, annotator_id) DO UPDATE
+                SET state = excluded.state, leased_at = excluded.leased_at,
+                    expires_at = excluded.expires_at, finished_at = NULL
+                WHERE {table}.state = %s
+            RETURNING id
+            """,
+            [
+                project.pk, item.pk, annotator.pk, AssignmentState.LEASED, item.is_gold,
+                adapt(now), adapt(expires), AssignmentState.EXPIRED,
+            ],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return None
     Item.objects.filter(pk=item.pk).update(lease_count=F("lease_count") + 1)
-    assignment.item = item
+    assignment = Assignment(
+        pk=row[0],
+        project=project,
+        item=item,
+        annotator=annotator,
+        state=AssignmentState.LEASED,
+        is_gold=item.is_gold,
+        leased_at=now,
+        expires_at=expires,
+    )
     return assignment
 
 
@@ -221,29 +249,32 @@ def _lease_next(project: Project, annotator: User, exclude_assignment_ids: tuple
     # budget is spent nothing is handed out.
     if not _budget_allows_paid_lease(project, now):
         return NextTask(None, NoTask.BUDGET)
-    item = None
-    if project.gold_ratio > 0 and random.random() < project.gold_ratio:
-        item = _lock_first(_gold_candidates(project, annotator))
-    if item is None:
-        item = _lock_first(_regular_candidates(project, annotator))
-    if item is None:
-        waiting = (
-            Item.objects.filter(project=project, is_gold=False)
-            .exclude(state=ItemState.COMPLETE)
-            .exclude(_unseen_by(annotator))
-            .exists()
-        )
-        return NextTask(None, NoTask.BUSY if waiting else NoTask.DONE)
-    return NextTask(_lease(project, annotator, item, now))
+    want_gold = project.gold_ratio > 0 and random.random() < project.gold_ratio
+    for _ in range(3):  # a lost race with the annotator's own other request: look again
+        item = _lock_first(_gold_candidates(project, annotator)) if want_gold else None
+        if item is None:
+            item = _lock_first(_regular_candidates(project, annotator))
+        if item is None:
+            waiting = (
+                Item.objects.filter(project=project, is_gold=False)
+                .exclude(state=ItemState.COMPLETE)
+                .exclude(_unseen_by(annotator))
+                .exists()
+            )
+            return NextTask(None, NoTask.BUSY if waiting else NoTask.DONE)
+        assignment = _lease(project, annotator, item, now)
+        if assignment is not None:
+            return NextTask(assignment)
+    return NextTask(None, NoTask.BUSY)
 
 
-def _assignment_lock(project: Project, annotator: User, assignment_id: Any) -> Assignment:
-    """Lock one of this annotator's assignments in this project; anything else is a 404.
-    The item is locked separately, after it, in the order every writer follows."""
-    try:
-        return Assignment.objects.select_for_update().get(pk=int(assignment_id), project=project, annotator=annotator)
-    except (Assignment.DoesNotExist, TypeError, ValueError):
-        raise Http404("No such assignment for you in this project.") from None
+def _assignment_lock(project: Project, annotator: User, assignment_id: Any) -> tuple[Assignment, Item]:
+    """Lock one of this annotator's assignments in this project, and its item; anything
+    else is a 404. The item is locked first: every writer here locks item, then
+    assignment, so no two transactions wait on each other."""
+    assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
+    item = Item.objects.select_for_update().get(pk=assignment.item_id)
+    return Assignment.objects.select_for_update().get(pk=assignment.pk), item
 
 
 def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> Assignment:
@@ -337,13 +368,12 @@ def _submit(
     now: Any,
     labels: LabelIndex | None,
 ) -> SubmitResult:
-    assignment = _assignment_lock(project, annotator, assignment_id)
+    assignment, item = _assignment_lock(project, annotator, assignment_id)
     if assignment.state == AssignmentState.SUBMITTED:
         # A second click that made a new submission id: the item is answered already.
         return _repeated(Annotation.objects.get(assignment=assignment))
     if assignment.state == AssignmentState.SKIPPED:
         raise SubmitRefused("You skipped this item, so it cannot take an answer from you now.")
-    item = Item.objects.select_for_update().get(pk=assignment.item_id)
     parts = _parts(project, item, value, labels)
     lease_live = assignment.state == AssignmentState.LEASED and assignment.expires_at > now
     if not lease_live:
@@ -392,7 +422,7 @@ def item_on_complete(*, item: Item) -> None:
 @transaction.atomic
 def assignment_skip(*, project: Project, annotator: User, assignment_id: Any, reason: str = "") -> Assignment:
     """Give an item back without answering it; the annotator will not get it again."""
-    assignment = _assignment_lock(project, annotator, assignment_id)
+    assignment, _item = _assignment_lock(project, annotator, assignment_id)
     if assignment.state == AssignmentState.SKIPPED:
         return assignment
     if assignment.state == AssignmentState.SUBMITTED:
