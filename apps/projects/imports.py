@@ -332,7 +332,7 @@ def _copy_items(job: ImportJob, rows: list[_ValidRow]) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
         )
         ids = [row[0] for row in cursor.fetchall()]
-        columns = ", ".join(field.column for field in fields)
+        columns = ", ".join(str(field.column) for field in fields)
         with cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
                 values = {
