@@ -91,3 +91,91 @@ class AnnotationLabel(models.Model):
     def __str__(self) -> str:
         where = f" {self.start}-{self.end}" if self.start is not None else ""
         return f"label {self.label_id}{where} of annotation {self.annotation_id}"
+
+
+class ItemConsensus(models.Model):
+    """An item's consolidated answer: what training data and exports use.
+
+    ``parts`` are label parts (``{"label_id", "start", "end"}``); ``posteriors`` maps
+    label ids to probabilities where the method gives them. A reviewer's answer is
+    kept as it is by every later consolidation."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="consensus")
+    parts = models.JSONField(default=list)
+    confidence = models.FloatField(null=True, blank=True)
+    posteriors = models.JSONField(default=dict, blank=True)
+    method = models.CharField(max_length=40)
+    is_provisional = models.BooleanField(default=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "confidence"], name="consensus_project_confidence")]
+
+    def __str__(self) -> str:
+        return f"consensus for item {self.item_id} ({self.method})"
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.reviewed_at is not None
+
+
+class AnnotatorQuality(models.Model):
+    """What the last full consolidation learnt about one annotator."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotator_quality")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    skill = models.FloatField(null=True, blank=True)
+    # P(given label | true label) as {true label id: {given label id: p}}.
+    confusion = models.JSONField(default=dict, blank=True)
+    agreement = models.FloatField(null=True, blank=True, help_text="Share of answers equal to the consensus.")
+    method = models.CharField(max_length=40, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "annotator"], name="one_quality_per_annotator")]
+
+    def __str__(self) -> str:
+        return f"quality of {self.annotator_id} in project {self.project_id}"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ConsolidationRun(models.Model):
+    """One full consolidation of a project. At most one is queued or running at a time."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consolidation_runs")
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    requested_method = models.CharField(max_length=40)
+    method = models.CharField(max_length=40, blank=True, help_text="The method used (auto's choice).")
+    choice_scores = models.JSONField(default=dict, blank=True)
+    choice_reason = models.CharField(max_length=300, blank=True)
+    items = models.PositiveIntegerField(default=0)
+    annotations = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="one_active_consolidation_per_project",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"consolidation {self.pk} of project {self.project_id} ({self.state})"

@@ -43,7 +43,9 @@ from django.utils import timezone
 from apps.projects.models import Item, ItemState, Membership, Project
 from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse
 
+from .consolidation import consensus_provisional, consolidation_request
 from .models import Annotation, AnnotationLabel, Assignment, AssignmentState
+from .quality import annotator_quality_check
 
 # How many of their latest answers an annotator may still change.
 EDITABLE_RECENT = 5
@@ -140,7 +142,7 @@ def _regular_candidates(project: Project, annotator: User) -> QuerySet[Item]:
         Item.objects.filter(project=project, is_gold=False)
         .exclude(state=ItemState.COMPLETE)
         .alias(taken=F("annotation_count") + F("lease_count"))
-        .filter(taken__lt=project.overlap)
+        .filter(taken__lt=F("extra_annotations") + project.overlap)
         .exclude(_unseen_by(annotator))
         .order_by("-priority", "random_key")
     )
@@ -312,7 +314,7 @@ def _item_has_room(project: Project, item: Item, assignment: Assignment) -> bool
     if item.is_gold:
         return True
     own_lease = 1 if assignment.state == AssignmentState.LEASED else 0
-    return item.annotation_count + item.lease_count - own_lease < project.overlap
+    return item.annotation_count + item.lease_count - own_lease < project.overlap + item.extra_annotations
 
 
 def _existing_answer(annotator: User, submission_id: uuid.UUID) -> Annotation | None:
@@ -404,17 +406,32 @@ def _submit(
     item.lease_count -= 1 if held_lease else 0
     item.state = ItemState.IN_PROGRESS
     item.save(update_fields=["annotation_count", "lease_count", "state"])
-    if item.annotation_count >= project.overlap and not item.is_gold:
-        item_on_complete(item=item)
-    if not item.is_gold:
-        # Last in the transaction: the project row stays locked for the shortest time.
-        Project.objects.filter(pk=project.pk).update(budget_spent=F("budget_spent") + 1)
+    if item.is_gold:
+        annotator_quality_check(project=project, annotator=annotator)
+    elif item.annotation_count >= project.overlap + item.extra_annotations:
+        item_on_complete(project=project, item=item)
+    # Last in the transaction: the project row stays locked for the shortest time.
+    Project.objects.filter(pk=project.pk).update(
+        budget_spent=F("budget_spent") + (0 if item.is_gold else 1),
+        pending_consolidation=F("pending_consolidation") + 1,
+    )
+    if project.pending_consolidation + 1 >= project.consolidate_every:
+        transaction.on_commit(lambda: consolidation_request(project=project))
     return SubmitResult(annotation, created=True, parts=parts)
 
 
-def item_on_complete(*, item: Item) -> None:
-    """The one call point for an item that has reached k answers, inside the submit's
-    transaction: it leaves the queue, and consolidation hooks in here."""
+def item_on_complete(*, project: Project, item: Item) -> None:
+    """The one call point for an item that has reached its k answers, inside the submit's
+    transaction: it gets a provisional label at once, and either leaves the queue or,
+    when that label is too unsure and the project allows more annotators (dynamic
+    overlap), asks for one more answer."""
+    consensus = consensus_provisional(project=project, item=item)
+    most = project.max_overlap or project.overlap
+    unsure = consensus is not None and (consensus.confidence or 0.0) < project.confidence_threshold
+    if unsure and not consensus.is_reviewed and project.overlap + item.extra_annotations < most:
+        item.extra_annotations += 1
+        item.save(update_fields=["extra_annotations"])
+        return
     item.state = ItemState.COMPLETE
     item.save(update_fields=["state"])
 

@@ -14,12 +14,17 @@ class ProjectSettingsForm(forms.ModelForm):
             "instructions": forms.Textarea(attrs={"rows": 8, "class": "mono"}),
             "gold_ratio": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
             "quality_threshold": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+            "confidence_threshold": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
             "price_per_annotation": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
         }
         labels = {
             "overlap": "Annotators per item",
             "budget_max_annotations": "Budget (paid annotations)",
             "allow_overlapping_spans": "Allow overlapping spans",
+            "max_overlap": "Most annotators per item",
+            "confidence_threshold": "Ask for more annotators below confidence",
+            "quality_min_gold": "Gold answers before the threshold applies",
+            "consolidate_every": "Re-consolidate after this many answers",
         }
 
     def clean_currency(self) -> str:

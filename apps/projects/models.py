@@ -92,6 +92,34 @@ class Project(models.Model):
     consolidation_method = models.CharField(
         max_length=30, choices=ConsolidationMethod.choices, default=ConsolidationMethod.AUTO
     )
+    consolidate_every = models.PositiveIntegerField(
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="Re-run consolidation over the whole project after this many new answers.",
+    )
+    confidence_threshold = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Dynamic overlap: an item whose consensus confidence is below this after k answers "
+        "asks for another annotator (0 turns it off).",
+    )
+    max_overlap = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Dynamic overlap: the most annotators an item may get; empty means k.",
+    )
+    quality_min_gold = models.PositiveSmallIntegerField(
+        default=10, help_text="Gold answers an annotator gives before the quality threshold applies."
+    )
+    blocked_answers = models.CharField(
+        max_length=20,
+        choices=[("exclude", "Excluded from consolidation"), ("downweight", "Kept, down-weighted")],
+        default="exclude",
+        help_text="What happens to the answers of annotators blocked for low quality.",
+    )
+    # Answers since the last full consolidation; kept by annotation_submit.
+    pending_consolidation = models.PositiveIntegerField(default=0, editable=False)
     sampling_strategy = models.CharField(
         max_length=30, choices=SamplingStrategy.choices, default=SamplingStrategy.MARGIN
     )
@@ -165,6 +193,8 @@ class Membership(models.Model):
     is_blocked = models.BooleanField(default=False)
     blocked_reason = models.CharField(max_length=300, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
+    # Gold answers before this count no more toward automatic blocking (a fresh start).
+    unblocked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -201,6 +231,8 @@ class Item(models.Model):
     # Live leases on the item; with annotation_count it decides whether the item still
     # has room for another annotator. Kept by the task-distribution services.
     lease_count = models.PositiveIntegerField(default=0)
+    # Dynamic overlap: annotators asked for beyond the project's k.
+    extra_annotations = models.PositiveSmallIntegerField(default=0)
     # Set when consolidation gives the item a label; annotators can no longer change it.
     consolidated_at = models.DateTimeField(null=True, blank=True)
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items")

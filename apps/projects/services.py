@@ -27,6 +27,11 @@ PROJECT_EDITABLE_FIELDS = (
     "gold_ratio",
     "quality_threshold",
     "consolidation_method",
+    "consolidate_every",
+    "confidence_threshold",
+    "max_overlap",
+    "quality_min_gold",
+    "blocked_answers",
     "sampling_strategy",
 )
 LABEL_EDITABLE_FIELDS = ("name", "color", "key", "description", "order")
@@ -69,6 +74,8 @@ def project_update(*, project: Project, data: Mapping[str, Any]) -> Project:
     for name in changed:
         setattr(project, name, data[name])
     project.full_clean()
+    if project.max_overlap is not None and project.max_overlap < project.overlap:
+        raise ValidationError({"max_overlap": "The most annotators per item cannot be fewer than k."})
     project.save(update_fields=[*changed, "updated_at"])
     return project
 
@@ -243,6 +250,8 @@ def membership_block(*, membership: Membership, reason: str) -> Membership:
 
 @transaction.atomic
 def membership_unblock(*, membership: Membership) -> Membership:
+    """Unblock a member; gold answers given so far no longer count toward blocking them."""
     membership.is_blocked, membership.blocked_reason, membership.blocked_at = False, "", None
-    membership.save(update_fields=["is_blocked", "blocked_reason", "blocked_at"])
+    membership.unblocked_at = timezone.now()
+    membership.save(update_fields=["is_blocked", "blocked_reason", "blocked_at", "unblocked_at"])
     return membership

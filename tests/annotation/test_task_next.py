@@ -14,7 +14,7 @@ from apps.annotation.services import (
     leases_expire,
     task_next_for_annotator,
 )
-from apps.projects.models import Item, Label, Project
+from apps.projects.models import GoldLabel, Item, Label, Project
 from apps.projects.services import membership_block, project_update
 from tests.factories import ItemFactory, MembershipFactory, UserFactory
 
@@ -138,7 +138,8 @@ def test_expiring_twice_counts_once(cast, items):
 def test_gold_items_are_mixed_in_at_the_gold_ratio(cast):
     project_update(project=cast.project, data={"gold_ratio": 0.25, "overlap": 1})
     Item.objects.bulk_create([Item(project=cast.project, text=f"Regular {n}") for n in range(400)])
-    Item.objects.bulk_create([Item(project=cast.project, text=f"Gold {n}", is_gold=True) for n in range(300)])
+    gold = Item.objects.bulk_create([Item(project=cast.project, text=f"Gold {n}", is_gold=True) for n in range(300)])
+    GoldLabel.objects.bulk_create(GoldLabel(item=item, label=cast.labels["World"]) for item in gold)
 
     gold = 0
     for _ in range(300):
@@ -153,6 +154,7 @@ def test_gold_items_are_mixed_in_at_the_gold_ratio(cast):
 def test_gold_items_have_no_annotator_limit(cast):
     project_update(project=cast.project, data={"gold_ratio": 1.0, "overlap": 1})
     gold = ItemFactory(project=cast.project, is_gold=True)
+    GoldLabel.objects.create(item=gold, label=cast.labels["World"])
 
     first = next_for(cast, cast.annotator).assignment
     second = next_for(cast, cast.other_annotator).assignment
