@@ -167,8 +167,8 @@ def decode(tokens: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Part]
 
 
 def _skills_known(project: Project) -> dict[int, float]:
-    skills = {
-        annotator_id: skill
+    skills: dict[int, float] = {
+        annotator_id: float(skill or DEFAULT_SKILL)
         for annotator_id, skill in AnnotatorQuality.objects.filter(project=project, skill__isnull=False).values_list(
             "annotator_id", "skill"
         )
@@ -205,9 +205,12 @@ def vote(
     if project.task_type == TaskType.SINGLE_LABEL:
         posterior = _one_coin([(a.parts[0][2] if a.parts else None, w) for a, w in weight], label_ids)
         best = max(posterior, key=lambda label: posterior[label])
-        return [(None, None, best)], posterior[best], {str(k): round(v, 4) for k, v in posterior.items()}
+        single: list[Part] = [(None, None, best)]
+        return single, posterior[best], {str(k): round(v, 4) for k, v in posterior.items()}
     if project.task_type == TaskType.MULTI_LABEL:
-        chosen, sureness, posteriors = [], [], {}
+        chosen: list[Part] = []
+        sureness: list[float] = []
+        posteriors: dict[str, float] = {}
         for label in label_ids:
             posterior = _one_coin([(any(p[2] == label for p in a.parts), w) for a, w in weight], [True, False])
             if posterior[True] > 0.5:
@@ -238,6 +241,7 @@ def consensus_provisional(*, project: Project, item: Item) -> ItemConsensus | No
     existing = ItemConsensus.objects.filter(item=item).first()
     if existing is not None and existing.is_reviewed:
         return existing
+    posteriors: dict[str, float]
     if item.is_gold:
         parts, confidence, posteriors, method = _gold(project, [item.pk])[item.pk], 1.0, {}, "gold"
     else:
@@ -303,7 +307,7 @@ def _aggregate_single(project: Project, answers: list[Answer], method: str, gold
         method, reason, scores = choice.method, choice.reason, choice.scores
     result = aggregation.aggregate(data, method)
     confidence = result.confidence()
-    consensus = {
+    consensus: dict[int, tuple[list[Part], float, dict]] = {
         int(task): (
             [(None, None, int(label))],
             float(confidence[task]),

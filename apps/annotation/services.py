@@ -427,8 +427,12 @@ def item_on_complete(*, project: Project, item: Item) -> None:
     overlap), asks for one more answer."""
     consensus = consensus_provisional(project=project, item=item)
     most = project.max_overlap or project.overlap
-    unsure = consensus is not None and (consensus.confidence or 0.0) < project.confidence_threshold
-    if unsure and not consensus.is_reviewed and project.overlap + item.extra_annotations < most:
+    unsure = (
+        consensus is not None
+        and not consensus.is_reviewed
+        and (consensus.confidence or 0.0) < project.confidence_threshold
+    )
+    if unsure and project.overlap + item.extra_annotations < most:
         item.extra_annotations += 1
         item.save(update_fields=["extra_annotations"])
         return
