@@ -97,12 +97,20 @@ def scale_test(answers_count: int, items: int, workers: int, classes: int = 4, s
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, classes, items)
     skill = rng.uniform(0.55, 0.95, workers)
-    task = rng.integers(0, items, answers_count)
-    worker = rng.integers(0, workers, answers_count)
+    # Draw a few more (task, worker) pairs than needed, keep the first distinct ones.
+    drawn = pd.DataFrame(
+        {
+            "task": rng.integers(0, items, int(answers_count * 1.05)),
+            "worker": rng.integers(0, workers, int(answers_count * 1.05)),
+        }
+    )
+    drawn = drawn.drop_duplicates().head(answers_count)
+    task, worker = drawn["task"].to_numpy(), drawn["worker"].to_numpy()
+    answers_count = len(drawn)
     right = rng.random(answers_count) < skill[worker]
     wrong = (truth[task] + rng.integers(1, classes, answers_count)) % classes
     label = np.where(right, truth[task], wrong)
-    data = pd.DataFrame({"task": task, "worker": worker, "label": label}).drop_duplicates(["task", "worker"])
+    data = pd.DataFrame({"task": task, "worker": worker, "label": label})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     result = aggregate(data, "dawid_skene")

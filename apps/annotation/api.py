@@ -4,20 +4,22 @@ and, for managers and reviewers, read the answers."""
 from typing import Any
 
 from django.contrib.auth.models import User
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projects import selectors as project_selectors
-from apps.projects.models import Project
+from apps.projects.models import ConsolidationMethod, Project
 from apps.projects.selectors import ANNOTATE, REVIEW
-from apps.projects.values import LabelIndex, value_render
+from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse, value_render
 from platform.drf import paginated
 
-from . import selectors, services
-from .models import Annotation, Assignment
+from . import reports, selectors, services
+from .consolidation import consensus_override, consolidation_request
+from .models import Annotation, Assignment, ConsolidationRun, ItemConsensus
 
 
 class TaskOutput(serializers.Serializer):
@@ -212,3 +214,157 @@ class AnnotationDetailApi(APIView):
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return Response(AnnotationOutput(annotation, context=context).data)
+
+
+# --- consolidation and reports (reviewers and managers) ---------------------------------------
+
+
+class ConsolidationRunOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ConsolidationRun
+        fields = [
+            "id", "state", "requested_method", "method", "choice_scores", "choice_reason", "items", "annotations",
+            "error", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+
+class ConsolidationListApi(APIView):
+    class ConsolidationRequestInput(serializers.Serializer):
+        method = serializers.ChoiceField(choices=ConsolidationMethod.choices, required=False, allow_blank=True)
+
+    @extend_schema(responses=ConsolidationRunOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        return paginated(request, self, ConsolidationRun.objects.filter(project=project), ConsolidationRunOutput)
+
+    @extend_schema(
+        request=ConsolidationRequestInput,
+        responses={202: ConsolidationRunOutput},
+        description="Queue a full consolidation (or return the one already queued or running).",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        data = self.ConsolidationRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = consolidation_request(project=project, method=data.validated_data.get("method", ""))
+        run.refresh_from_db()
+        return Response(ConsolidationRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConsolidationDetailApi(APIView):
+    @extend_schema(responses=ConsolidationRunOutput)
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        run = ConsolidationRun.objects.filter(project=project, pk=run_id).first()
+        if run is None:
+            raise Http404("No such consolidation in this project.")
+        return Response(ConsolidationRunOutput(run).data)
+
+
+class AgreementReportApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "AgreementReport",
+            {
+                "run": ConsolidationRunOutput(allow_null=True),
+                "report": serializers.JSONField(),
+                "confidence_histogram": serializers.ListField(child=serializers.IntegerField()),
+            },
+        )
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        run = reports.latest_run(project=project)
+        return Response(
+            {
+                "run": ConsolidationRunOutput(run).data if run else None,
+                "report": run.report if run else {},
+                "confidence_histogram": reports.confidence_histogram(project=project),
+            }
+        )
+
+
+class AnnotatorReportOutput(serializers.Serializer):
+    username = serializers.CharField()
+    answers = serializers.IntegerField()
+    gold_answered = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    agreement = serializers.FloatField(allow_null=True)
+    skill = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+    confusion = serializers.JSONField(allow_null=True)
+    blocked = serializers.SerializerMethodField()
+    blocked_reason = serializers.SerializerMethodField()
+
+    def get_blocked(self, row: dict[str, Any]) -> bool:
+        return bool(row["membership"] and row["membership"].is_blocked)
+
+    def get_blocked_reason(self, row: dict[str, Any]) -> str:
+        return row["membership"].blocked_reason if row["membership"] else ""
+
+
+class AnnotatorReportApi(APIView):
+    @extend_schema(responses=AnnotatorReportOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        return Response(AnnotatorReportOutput(reports.annotator_rows(project=project), many=True).data)
+
+
+class ConsensusOutput(serializers.ModelSerializer):
+    value = serializers.SerializerMethodField()
+    reviewed_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ItemConsensus
+        fields = ["item", "value", "confidence", "posteriors", "method", "is_provisional", "reviewed_by", "reviewed_at"]
+
+    def get_value(self, consensus: ItemConsensus) -> Any:
+        parts = [LabelPart(*part) for part in reports.consensus_parts(consensus)]
+        return value_render(
+            project=self.context["project"], labels=self.context["labels"], parts=parts, text=consensus.item.text
+        )
+
+    def get_reviewed_by(self, consensus: ItemConsensus) -> str | None:
+        return consensus.reviewed_by.get_username() if consensus.reviewed_by else None
+
+
+class ConsensusListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("disagreement", bool, description="Only unreviewed items, least sure first")],
+        responses=ConsensusOutput(many=True),
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        if request.query_params.get("disagreement") in ("1", "true", "yes"):
+            rows = reports.disagreements(project=project).select_related("reviewed_by")
+        else:
+            rows = (
+                ItemConsensus.objects.filter(project=project).select_related("item", "reviewed_by").order_by("item_id")
+            )
+        context = {"project": project, "labels": LabelIndex.for_project(project)}
+        return paginated(request, self, rows, ConsensusOutput, context=context)
+
+
+class ConsensusDetailApi(APIView):
+    class ConsensusOverrideInput(serializers.Serializer):
+        value = serializers.JSONField(help_text="The final answer, in the same shape as an annotation's value.")
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+    @extend_schema(request=ConsensusOverrideInput, responses=ConsensusOutput)
+    def put(self, request: Request, project_id: int, item_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        item = project_selectors.item_get(project=project, item_id=item_id)
+        data = self.ConsensusOverrideInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        labels = LabelIndex.for_project(project)
+        try:
+            parsed = value_parse(project=project, labels=labels, raw=data.validated_data["value"], text=item.text)
+        except InvalidValue as error:
+            return Response({"value": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
+        consensus = consensus_override(
+            item=item,
+            parts=[(p.start, p.end, p.label_id) for p in parsed],
+            reviewer=request.user,
+            note=data.validated_data["note"],
+        )
+        return Response(ConsensusOutput(consensus, context={"project": project, "labels": labels}).data)

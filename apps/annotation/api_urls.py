@@ -11,4 +11,20 @@ urlpatterns = [
         api.AnnotationDetailApi.as_view(),
         name="api-annotation",
     ),
+    path("projects/<int:project_id>/consolidations/", api.ConsolidationListApi.as_view(), name="api-consolidations"),
+    path(
+        "projects/<int:project_id>/consolidations/<int:run_id>/",
+        api.ConsolidationDetailApi.as_view(),
+        name="api-consolidation",
+    ),
+    path("projects/<int:project_id>/reports/agreement/", api.AgreementReportApi.as_view(), name="api-report-agreement"),
+    path(
+        "projects/<int:project_id>/reports/annotators/", api.AnnotatorReportApi.as_view(), name="api-report-annotators"
+    ),
+    path("projects/<int:project_id>/consensus/", api.ConsensusListApi.as_view(), name="api-consensus"),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/consensus/",
+        api.ConsensusDetailApi.as_view(),
+        name="api-item-consensus",
+    ),
 ]

@@ -498,17 +498,21 @@ def consolidation_run(*, run_id: int) -> ConsolidationRun | None:
     if not claimed or run is None:
         return run
     try:
+        from .quality import annotators_check
+        from .reports import quality_gold_write, report_compute
+
         outcome, answers, gold = outcome_compute(run.project, run.requested_method)
         items = _write(run.project, outcome, answers, gold)
-        from .quality import annotators_check
-
+        quality_gold_write(run.project)
         annotators_check(project=run.project)
+        run.report = report_compute(run.project, answers, outcome)
     except Exception as error:
         logger.exception("consolidation run %s failed", run_id)
         run.state, run.error = RunState.FAILED, f"{type(error).__name__}: {error}"
     else:
         run.state, run.method, run.choice_reason = RunState.SUCCEEDED, outcome.method, outcome.reason
         run.choice_scores = {k: (None if math.isnan(v) else round(v, 4)) for k, v in outcome.scores.items()}
+        run.report["choice"]["scores"] = run.choice_scores
         run.items, run.annotations = items, len(answers)
     run.finished_at = timezone.now()
     run.save()

@@ -133,7 +133,9 @@ class AnnotatorQuality(models.Model):
     skill = models.FloatField(null=True, blank=True)
     # P(given label | true label) as {true label id: {given label id: p}}.
     confusion = models.JSONField(default=dict, blank=True)
-    agreement = models.FloatField(null=True, blank=True, help_text="Share of answers equal to the consensus.")
+    agreement = models.FloatField(null=True, blank=True, help_text="Mean score of answers against the consensus.")
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_accuracy = models.FloatField(null=True, blank=True)
     method = models.CharField(max_length=40, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -162,6 +164,8 @@ class ConsolidationRun(models.Model):
     choice_reason = models.CharField(max_length=300, blank=True)
     items = models.PositiveIntegerField(default=0)
     annotations = models.PositiveIntegerField(default=0)
+    # Agreement figures computed with the run, for the reports (see apps/annotation/reports.py).
+    report = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

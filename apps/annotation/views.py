@@ -23,13 +23,17 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.projects import selectors as project_selectors
-from apps.projects.models import Project
+from apps.projects.models import ConsolidationMethod, Project
 from apps.projects.rendering import markdown_to_html
-from apps.projects.selectors import ANNOTATE
-from apps.projects.values import LabelIndex, LabelPart
+from apps.projects.selectors import ANNOTATE, REVIEW
+from apps.projects.services import membership_unblock
+from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse
+from apps.projects.views import answer_display
 
+from . import reports as report_selectors
 from . import selectors, services
-from .models import Assignment, AssignmentState
+from .consolidation import consensus_override, consolidation_request
+from .models import Annotation, AnnotatorQuality, Assignment, AssignmentState, ItemConsensus
 
 
 def _session_start(request: HttpRequest, project: Project) -> datetime:
@@ -268,3 +272,170 @@ def annotation_edit(request: HttpRequest, project_id: int, annotation_id: int) -
         "spans": [{"start": p.start, "end": p.end, "label_id": p.label_id} for p in parts if p.start is not None],
     }
     return render(request, "annotation/edit.html", context)
+
+
+# --- reports and review (reviewers and managers) ---------------------------------------------
+
+
+def _heat_colour(value: float | None) -> str:
+    """Red (disagree) to green (agree) for a kappa; grey where it is undefined."""
+    if value is None:
+        return "#f1f5f9"
+    hue = max(0.0, min(1.0, (value + 0.2) / 1.2)) * 130
+    return f"hsl({hue:.0f} 70% 85%)"
+
+
+def _percentages(rows: list[dict[str, Any]], key: str) -> list[float | None]:
+    return [None if row[key] is None else round(100 * row[key], 1) for row in rows]
+
+
+def _report_charts(rows: list[dict[str, Any]], histogram: list[int]) -> dict[str, Any]:
+    percent_axis = {"min": 0, "max": 100, "title": {"display": True, "text": "%"}}
+    count_axis = {"beginAtZero": True, "ticks": {"precision": 0}}
+    return {
+        "quality": {
+            "data": {
+                "labels": [row["username"] for row in rows],
+                "datasets": [
+                    {
+                        "label": "Gold accuracy",
+                        "data": _percentages(rows, "gold_accuracy"),
+                        "backgroundColor": "#f59e0b",
+                    },
+                    {
+                        "label": "Agreement with consensus",
+                        "data": _percentages(rows, "agreement"),
+                        "backgroundColor": "#6366f1",
+                    },
+                ],
+            },
+            "options": {"indexAxis": "y", "scales": {"x": percent_axis}},
+        },
+        "confidence": {
+            "data": {
+                "labels": [f"{10 * i}–{10 * (i + 1)}%" for i in range(len(histogram))],
+                "datasets": [{"label": "Items", "data": histogram, "backgroundColor": "#22c55e"}],
+            },
+            "options": {"plugins": {"legend": {"display": False}}, "scales": {"y": count_axis}},
+        },
+    }
+
+
+@login_required
+@require_GET
+def reports(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    run = report_selectors.latest_run(project=project)
+    rows = report_selectors.annotator_rows(project=project)
+    histogram = report_selectors.confidence_histogram(project=project)
+    heatmap = (run.report.get("heatmap") if run else None) or None
+    if heatmap:
+        heatmap = {
+            "annotators": heatmap["annotators"],
+            "rows": [
+                [
+                    {"value": value, "shared": shared, "colour": _heat_colour(value)}
+                    for value, shared in zip(values, counts, strict=True)
+                ]
+                for values, counts in zip(heatmap["kappa"], heatmap["shared"], strict=True)
+            ],
+        }
+    context = {
+        "project": project,
+        "run": run,
+        "active": report_selectors.active_run(project=project),
+        "report": run.report if run else {},
+        "heatmap": heatmap,
+        "rows": rows,
+        "charts": _report_charts(rows, histogram),
+        "disagreements": report_selectors.disagreements(project=project)[:25],
+        "method_titles": {name: title for name, title in ConsolidationMethod.choices},
+    }
+    return render(request, "annotation/reports.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consolidate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """POST: queue a full consolidation now. GET (htmx): the run's status, polled."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    if request.method == "POST":
+        consolidation_request(project=project, method=request.POST.get("method", ""))
+        if not request.htmx:
+            messages.success(request, "Consolidation is queued; the report updates when it finishes.")
+            return redirect("annotation:reports", project_id=project.pk)
+    context = {
+        "project": project,
+        "active": report_selectors.active_run(project=project),
+        "run": report_selectors.latest_run(project=project),
+    }
+    return render(request, "annotation/reports.html#run-status", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    """Every answer an item got, its consensus, and the reviewer's final say."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    item = project_selectors.item_get(project=project, item_id=item_id)
+    labels = LabelIndex.for_project(project)
+    if request.method == "POST":
+        try:
+            if request.POST.get("annotation"):
+                chosen = Annotation.objects.get(project=project, item=item, pk=int(request.POST["annotation"]))
+                parts = [(p.start, p.end, p.label_id) for p in selectors.annotation_parts(chosen)]
+                note = f"Took {chosen.annotator.get_username()}'s answer. {request.POST.get('note', '')}".strip()
+            else:
+                value = submitted_value(request, project)
+                parsed = value_parse(project=project, labels=labels, raw=value, text=item.text)
+                parts, note = [(p.start, p.end, p.label_id) for p in parsed], request.POST.get("note", "")
+        except (ValidationError, InvalidValue, Annotation.DoesNotExist, ValueError) as error:
+            messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        else:
+            consensus_override(item=item, parts=parts, reviewer=request.user, note=note)
+            messages.success(request, f"Item {item.pk} now has your final answer; consolidation will keep it.")
+            following = report_selectors.item_next_disagreement(project=project, after=item)
+            if following is not None and request.POST.get("then") == "next":
+                return redirect("annotation:review", project_id=project.pk, item_id=following.item_id)
+            return redirect("annotation:review", project_id=project.pk, item_id=item.pk)
+    consensus = ItemConsensus.objects.filter(item=item).select_related("reviewed_by").first()
+    current = report_selectors.consensus_parts(consensus)
+    quality = {q.annotator_id: q for q in AnnotatorQuality.objects.filter(project=project)}
+    answers = []
+    for row in project_selectors.item_annotations(item=item):
+        annotation = row["annotation"]
+        answers.append(
+            {
+                **row,
+                "display": answer_display(project, labels, row["parts"], item.text),
+                "quality": quality.get(annotation.annotator_id),
+                "agrees": consensus is not None
+                and set(map(tuple, ((p.start, p.end, p.label_id) for p in row["parts"]))) == set(current),
+            }
+        )
+    following = report_selectors.item_next_disagreement(project=project, after=item)
+    context = {
+        "project": project,
+        "item": item,
+        "labels": labels.labels,
+        "answers": answers,
+        "consensus": consensus,
+        "consensus_display": answer_display(project, labels, [LabelPart(*p) for p in current], item.text)
+        if consensus
+        else None,
+        "selected_ids": {p[2] for p in current if p[0] is None},
+        "spans": [{"start": s, "end": e, "label_id": label} for s, e, label in current if s is not None],
+        "next_item": following,
+    }
+    return render(request, "annotation/review.html", context)
+
+
+@login_required
+@require_POST
+def unblock(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    """Reviewers (and managers) can lift an automatic block after reading its reason."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+    membership = project_selectors.membership_get(project=project, membership_id=membership_id)
+    membership_unblock(membership=membership)
+    messages.success(request, f"{membership.user.get_username()} is unblocked; earlier gold answers no longer count.")
+    return redirect("annotation:reports", project_id=project.pk)

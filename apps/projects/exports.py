@@ -28,7 +28,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
-from apps.annotation.models import Annotation
+from apps.annotation.models import Annotation, ItemConsensus
 
 from .models import Item, Project, TaskType
 from .values import LabelIndex, LabelPart, value_render
@@ -91,6 +91,7 @@ def _items(project: Project) -> Iterator[Item]:
     items: QuerySet[Item] = (
         Item.objects.filter(project=project)
         .order_by("id")
+        .select_related("consensus")
         .prefetch_related(
             "gold_labels",
             Prefetch(
@@ -116,6 +117,7 @@ def _record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any]:
         "is_gold": item.is_gold,
         "gold": gold if item.is_gold else None,
         "state": item.state,
+        "consensus": _consensus_record(project, labels, item),
         "annotations": [
             {
                 "annotator": annotation.annotator.get_username(),
@@ -130,12 +132,36 @@ def _record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any]:
     }
 
 
+def _consensus_record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any] | None:
+    consensus = _consensus(item)
+    if consensus is None:
+        return None
+    return {
+        "value": value_render(project=project, labels=labels, parts=_consensus_parts(consensus), text=item.text),
+        "confidence": consensus.confidence,
+        "method": consensus.method,
+        "reviewed": consensus.is_reviewed,
+        "provisional": consensus.is_provisional,
+    }
+
+
+def _consensus(item: Item) -> ItemConsensus | None:
+    try:
+        return item.consensus
+    except ItemConsensus.DoesNotExist:
+        return None
+
+
+def _consensus_parts(consensus: ItemConsensus) -> list[LabelPart]:
+    return [LabelPart(p.get("start"), p.get("end"), p["label_id"]) for p in consensus.parts]
+
+
 def _training_answer(item: Item) -> list[LabelPart] | None:
-    """The answer that training data should carry: for now the gold answer. Consolidated
-    labels take this place once consolidation exists."""
+    """The answer training data carries: the gold answer, else the consolidated label."""
     if item.is_gold:
         return _parts(item.gold_labels.all())
-    return None
+    consensus = _consensus(item)
+    return _consensus_parts(consensus) if consensus is not None else None
 
 
 def export_response(*, project: Project, fmt: str) -> StreamingHttpResponse:
@@ -163,7 +189,10 @@ def _jsonl(project: Project, labels: LabelIndex) -> Iterator[str]:
         yield json.dumps(_record(project, labels, item), ensure_ascii=False) + "\n"
 
 
-CSV_COLUMNS = ["id", "external_id", "text", "metadata", "is_gold", "gold", "state", "annotation_count", "annotations"]
+CSV_COLUMNS = [
+    "id", "external_id", "text", "metadata", "is_gold", "gold", "state", "consensus", "consensus_confidence",
+    "annotation_count", "annotations",
+]  # fmt: skip
 
 
 def _csv(project: Project, labels: LabelIndex) -> Iterator[str]:
@@ -188,13 +217,22 @@ def _csv(project: Project, labels: LabelIndex) -> Iterator[str]:
                 record["text"],
                 json.dumps(record["metadata"], ensure_ascii=False) if record["metadata"] else "",
                 "yes" if record["is_gold"] else "no",
-                "" if gold is None else (gold if isinstance(gold, str) else json.dumps(gold, ensure_ascii=False)),
+                _cell(gold),
                 record["state"],
+                _cell(record["consensus"]["value"]) if record["consensus"] else "",
+                record["consensus"]["confidence"] if record["consensus"] else "",
                 len(record["annotations"]),
                 json.dumps(record["annotations"], ensure_ascii=False) if record["annotations"] else "",
             ]
         )
         yield flush()
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: a label name as it is, lists and spans as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
@@ -212,6 +250,8 @@ def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
                 value_render(project=project, labels=labels, parts=answer, text=item.text) if answer else None
             )
         row["is_gold"] = item.is_gold
+        consensus = _consensus(item)
+        row["confidence"] = 1.0 if item.is_gold else (consensus.confidence if consensus else None)
         # Metadata keys differ between items, so it travels as one JSON string column.
         row["metadata"] = json.dumps(item.metadata, ensure_ascii=False)
         yield json.dumps(row, ensure_ascii=False) + "\n"

@@ -154,6 +154,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema name per choice set that several fields share.
+    "ENUM_NAME_OVERRIDES": {
+        "ConsolidationMethodEnum": "apps.projects.models.ConsolidationMethod",
+        "JobStateEnum": "apps.projects.models.JobState",  # consolidation runs share these states
+        "ItemStateEnum": "apps.projects.models.ItemState",
+        "AssignmentStateEnum": "apps.annotation.models.AssignmentState",
+    },
 }
 
 # Celery. Without a broker URL Quorum uses kombu's filesystem transport, so one laptop

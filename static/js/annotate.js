@@ -420,7 +420,8 @@
       return;
     }
     if (event.key === "Escape") {
-      if (!(task && task.clear()) && editMode) window.location.href = document.querySelector(".workspace-head a.btn").href;
+      const back = document.querySelector(".workspace-head a.btn");
+      if (!(task && task.clear()) && editMode && back) window.location.href = back.href;
       return;
     }
     if (!task) return;

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from apps.annotation.models import Annotation, AnnotationLabel, Assignment
+from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun
 from apps.projects.imports import items_import_start
 from apps.projects.models import Item, Membership
 from tests.factories import ItemFactory
@@ -71,6 +71,19 @@ MATRIX = [
     ("api-annotations", "get", {M, R}),
     ("api-annotations", "post", {M, A}),
     ("api-annotation", "patch", {M, A}),
+    ("annotation:reports", "get", {M, R}),
+    ("annotation:consolidate", "get", {M, R}),
+    ("annotation:consolidate", "post", {M, R}),
+    ("annotation:review", "get", {M, R}),
+    ("annotation:review", "post", {M, R}),
+    ("annotation:unblock", "post", {M, R}),
+    ("api-consolidations", "get", {M, R}),
+    ("api-consolidations", "post", {M, R}),
+    ("api-consolidation", "get", {M, R}),
+    ("api-report-agreement", "get", {M, R}),
+    ("api-report-annotators", "get", {M, R}),
+    ("api-consensus", "get", {M, R}),
+    ("api-item-consensus", "put", {M, R}),
 ]
 
 
@@ -84,6 +97,9 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
         "membership_id": Membership.objects.get(project=cast.project, user=cast.other_annotator).pk,
         "item_id": Item.objects.filter(project=cast.project).first().pk,
         "job_id": cast.project.import_jobs.first().pk,
+        "run_id": ConsolidationRun.objects.get_or_create(
+            project=cast.project, state="succeeded", requested_method="auto"
+        )[0].pk,
         "fmt": "jsonl",
     }
     wanted = _route_kwargs(name)

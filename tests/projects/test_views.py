@@ -284,5 +284,7 @@ def test_export_download_streams_csv(cast):
     response = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/csv/")
 
     body = b"".join(response.streaming_content).decode()
-    assert body.splitlines()[0] == "id,external_id,text,metadata,is_gold,gold,state,annotation_count,annotations"
+    assert body.splitlines()[0] == (
+        "id,external_id,text,metadata,is_gold,gold,state,consensus,consensus_confidence,annotation_count,annotations"
+    )
     assert '"Hello, world","{""source"": ""web""}"' in body
