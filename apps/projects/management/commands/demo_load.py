@@ -93,6 +93,7 @@ class Command(BaseCommand):
 
     def _simulate(self, project: Project, users: dict[str, Any], corpus_name: str, truth_of: Any, answers: int) -> None:
         """Simulated annotators label part of the project, so every page has data."""
+        from apps.annotation.consolidation import consolidation_request, consolidation_run
         from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
         from apps.projects.models import Item
 
@@ -106,7 +107,8 @@ class Command(BaseCommand):
             for n, (name, accuracy) in enumerate(zip(ANNOTATORS, ACCURACIES, strict=True))
         ]
         given = simulate_crowd(project=project, annotators=crowd, truth=truth, answers=answers, spread_days=12)
-        self.stdout.write(f"  {project.name}: {given} simulated answers")
+        run = consolidation_run(run_id=consolidation_request(project=project).pk)
+        self.stdout.write(f"  {project.name}: {given} simulated answers, consolidated with {run.method if run else '-'}")
 
     def _users(self) -> dict[str, Any]:
         User = get_user_model()
