@@ -11,4 +11,5 @@ urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.projects.api_urls")),
     path("", include("apps.annotation.api_urls")),
+    path("", include("apps.learning.api_urls")),
 ]

@@ -7,6 +7,7 @@ from .health import healthz
 urlpatterns = [
     path("", include("apps.projects.urls")),
     path("", include("apps.annotation.urls")),
+    path("", include("apps.learning.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("platform.api_urls")),

@@ -111,6 +111,8 @@ class ItemConsensus(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # A label the model gave on its own (auto-labelling), never mixed with human labels.
+    is_model_label = models.BooleanField(default=False)
     review_note = models.CharField(max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -40,6 +40,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from apps.learning.services import labels_counted
 from apps.projects.models import Item, ItemState, Membership, Project
 from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse
 
@@ -438,6 +439,7 @@ def item_on_complete(*, project: Project, item: Item) -> None:
         return
     item.state = ItemState.COMPLETE
     item.save(update_fields=["state"])
+    labels_counted(project=project, new=1)
 
 
 @transaction.atomic

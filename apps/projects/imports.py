@@ -113,6 +113,10 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             return _job_finish(job, state=JobState.FAILED, message="The file has no items to import.")
         job = _rows_write(job, options, check.rows)
         _statistics_refresh(check.rows)
+        if settings.QUORUM_EMBED_ON_IMPORT and job.state == JobState.SUCCEEDED:
+            from apps.learning.services import embeddings_refresh_request
+
+            embeddings_refresh_request(job.project)
         return job
     except FileProblem as problem:
         return _job_finish(job, state=JobState.FAILED, message=str(problem))

@@ -123,6 +123,43 @@ class Project(models.Model):
     sampling_strategy = models.CharField(
         max_length=30, choices=SamplingStrategy.choices, default=SamplingStrategy.MARGIN
     )
+    strategy_weights = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='For the weighted mix, e.g. {"margin": 0.7, "diversity": 0.2, "random": 0.1}.',
+    )
+    backbone_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="A local Hugging Face model directory; empty means the bundled MiniLM-L6.",
+    )
+    training_mode = models.CharField(
+        max_length=20,
+        choices=[("head", "Head on cached embeddings (fast on CPU)"), ("finetune", "Fine-tune the transformer")],
+        default="head",
+    )
+    train_every = models.PositiveIntegerField(
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="Train a new model after this many newly labelled items.",
+    )
+    train_weight_by_confidence = models.BooleanField(
+        default=True, help_text="Weigh each training label by its consensus confidence."
+    )
+    prelabel_mode = models.CharField(
+        max_length=10,
+        choices=[("show", "Show suggestions"), ("after", "Show only after answering"), ("hide", "Hide suggestions")],
+        default="show",
+        help_text="Model suggestions in the annotate view (after answering avoids anchoring).",
+    )
+    auto_label_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Items the model is at least this sure of get a model label instead of annotators (empty: off).",
+    )
+    # Items newly labelled since the last training run; kept by the annotation services.
+    pending_training = models.PositiveIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -2,6 +2,7 @@
 lives here; views and API views only translate requests into these calls."""
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +34,13 @@ PROJECT_EDITABLE_FIELDS = (
     "quality_min_gold",
     "blocked_answers",
     "sampling_strategy",
+    "strategy_weights",
+    "backbone_path",
+    "training_mode",
+    "train_every",
+    "train_weight_by_confidence",
+    "prelabel_mode",
+    "auto_label_threshold",
 )
 LABEL_EDITABLE_FIELDS = ("name", "color", "key", "description", "order")
 
@@ -74,10 +82,33 @@ def project_update(*, project: Project, data: Mapping[str, Any]) -> Project:
     for name in changed:
         setattr(project, name, data[name])
     project.full_clean()
+    if (
+        "backbone_path" in changed
+        and project.backbone_path
+        and not Path(project.backbone_path, "config.json").is_file()
+    ):
+        raise ValidationError({"backbone_path": "No Hugging Face model (config.json) in that directory."})
+    if "strategy_weights" in changed:
+        _strategy_weights_check(project.strategy_weights)
     if project.max_overlap is not None and project.max_overlap < project.overlap:
         raise ValidationError({"max_overlap": "The most annotators per item cannot be fewer than k."})
     project.save(update_fields=[*changed, "updated_at"])
     return project
+
+
+STRATEGY_NAMES = {
+    "random", "least_confidence", "margin", "entropy", "committee", "committee_kl", "bald",
+    "expected_model_change", "diversity", "core_set", "boundary",
+}  # fmt: skip
+
+
+def _strategy_weights_check(weights: Any) -> None:
+    if not isinstance(weights, dict) or not all(
+        name in STRATEGY_NAMES and isinstance(w, int | float) and w >= 0 for name, w in weights.items()
+    ):
+        raise ValidationError(
+            {"strategy_weights": f"Use non-negative weights of: {', '.join(sorted(STRATEGY_NAMES))}."}
+        )
 
 
 @transaction.atomic

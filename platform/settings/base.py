@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from platform.env import env_int, env_list, env_str
+from platform.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything Quorum writes at run time (SQLite file, uploads, model artifacts, caches).
@@ -190,6 +190,11 @@ QUORUM_IMPORT_MAX_BYTES = env_int("QUORUM_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 QUORUM_IMPORT_INLINE_MAX_BYTES = env_int("QUORUM_IMPORT_INLINE_MAX_BYTES", 512 * 1024)
 QUORUM_IMPORT_MAX_REPORTED_ERRORS = 200
 QUORUM_LABELS_MAX = 100
+# Model versions whose files are kept besides the champion and pinned ones.
+QUORUM_MODELS_KEEP = env_int("QUORUM_MODELS_KEEP", 10)
+# Embed imported items in the background right away (workers), so training starts warm.
+QUORUM_EMBED_ON_IMPORT = env_bool("QUORUM_EMBED_ON_IMPORT", True)
+QUORUM_PREDICT_MAX_TEXTS = 64
 
 LOGGING = {
     "version": 1,

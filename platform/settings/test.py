@@ -17,6 +17,8 @@ STATIC_ROOT = _tmp / "static"
 STATIC_ROOT.mkdir()
 if not REDIS_URL:  # noqa: F405  (with Redis the suite uses it, as production does)
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+VAR_DIR = _tmp / "var"
+QUORUM_EMBED_ON_IMPORT = False  # tests that need embeddings ask for them
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 

@@ -108,7 +108,9 @@ class Command(BaseCommand):
         ]
         given = simulate_crowd(project=project, annotators=crowd, truth=truth, answers=answers, spread_days=12)
         run = consolidation_run(run_id=consolidation_request(project=project).pk)
-        self.stdout.write(f"  {project.name}: {given} simulated answers, consolidated with {run.method if run else '-'}")
+        self.stdout.write(
+            f"  {project.name}: {given} simulated answers, consolidated with {run.method if run else '-'}"
+        )
 
     def _users(self) -> dict[str, Any]:
         User = get_user_model()

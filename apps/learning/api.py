@@ -1,0 +1,171 @@
+"""REST API of the learning side: predictions, training runs, versions, stream intake."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.projects import selectors as project_selectors
+from apps.projects.imports import _row_validate  # noqa: PLC2701  (the import's row rules apply to streamed items)
+from apps.projects.readers import SourceRow
+from apps.projects.selectors import MANAGE, REVIEW
+from apps.projects.values import InvalidValue, LabelIndex
+from platform.drf import paginated
+
+from . import services, serving
+from .models import ModelVersion, TrainingRun
+from .streaming import stream_items_create
+
+
+class PredictApi(APIView):
+    class PredictInput(serializers.Serializer):
+        texts = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
+        version = serializers.IntegerField(required=False, help_text="A version number; default: the champion.")
+
+    @extend_schema(
+        request=PredictInput,
+        responses=inline_serializer(
+            "Predictions",
+            {"version": serializers.IntegerField(), "results": serializers.ListField(child=serializers.JSONField())},
+        ),
+        description="Labels and probabilities (or entities) for up to 64 texts, from the champion or a named version.",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        data = self.PredictInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            serving.predict(
+                project=project, texts=data.validated_data["texts"], number=data.validated_data.get("version")
+            )
+        )
+
+
+class TrainingRunOutput(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number", allow_null=True, default=None)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "state", "trigger", "mode", "progress", "stage", "log", "metrics", "error", "version",
+                  "promoted", "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+class TrainingRunListApi(APIView):
+    @extend_schema(responses=TrainingRunOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        return paginated(
+            request, self, TrainingRun.objects.filter(project=project).select_related("version"), TrainingRunOutput
+        )
+
+    @extend_schema(
+        request=None, responses={202: TrainingRunOutput}, description="Queue a training run (or get the active one)."
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        run = services.training_request(project=project, trigger="manual", user=request.user)
+        run.refresh_from_db()
+        return Response(TrainingRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunDetailApi(APIView):
+    @extend_schema(responses=TrainingRunOutput)
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        run = TrainingRun.objects.filter(project=project, pk=run_id).select_related("version").first()
+        if run is None:
+            raise Http404("No such training run in this project.")
+        return Response(TrainingRunOutput(run).data)
+
+
+class ModelVersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["number", "status", "pinned", "mode", "backbone", "metrics", "evaluation", "snapshot",
+                  "hyperparameters", "train_size", "created_at", "promoted_at", "pruned_at"]  # fmt: skip
+
+
+def _version(project: Any, number: int) -> ModelVersion:
+    version = ModelVersion.objects.filter(project=project, number=number).first()
+    if version is None:
+        raise Http404("No such model version in this project.")
+    return version
+
+
+class ModelVersionListApi(APIView):
+    @extend_schema(responses=ModelVersionOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        return paginated(request, self, ModelVersion.objects.filter(project=project), ModelVersionOutput)
+
+
+class ModelVersionDetailApi(APIView):
+    class VersionChangeInput(serializers.Serializer):
+        action = serializers.ChoiceField(choices=["promote", "pin", "unpin"])
+
+    @extend_schema(responses=ModelVersionOutput)
+    def get(self, request: Request, project_id: int, number: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        return Response(ModelVersionOutput(_version(project, number)).data)
+
+    @extend_schema(
+        request=VersionChangeInput, responses=ModelVersionOutput, description="Promote (roll back to), pin or unpin."
+    )
+    def post(self, request: Request, project_id: int, number: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        version = _version(project, number)
+        data = self.VersionChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        action = data.validated_data["action"]
+        if action == "promote":
+            version = services.version_promote(version=version)
+        else:
+            version = services.version_pin(version=version, pinned=action == "pin")
+        return Response(ModelVersionOutput(version).data)
+
+
+class StreamApi(APIView):
+    class StreamInput(serializers.Serializer):
+        items = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=500)
+
+    @extend_schema(
+        request=StreamInput,
+        responses={
+            202: inline_serializer("Streamed", {"item_ids": serializers.ListField(child=serializers.IntegerField())})
+        },
+        description=(
+            "Add items that are scored by the champion as they arrive: unsure ones join the annotation "
+            "queue at once, sure ones get a model label when the project auto-labels. "
+            'Each item: {"text": ..., "id": optional external id, "metadata": optional object}.'
+        ),
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        data = self.StreamInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        labels = LabelIndex.for_project(project)
+        rows, problems = [], []
+        for position, raw in enumerate(data.validated_data["items"], start=1):
+            source = SourceRow(
+                row=position, text=raw.get("text"), external_id=raw.get("id"), metadata=raw.get("metadata") or {}
+            )
+            try:
+                valid = _row_validate(source, project, labels)
+            except InvalidValue as error:
+                problems.append({"row": position, "message": str(error)})
+                continue
+            rows.append({"text": valid.text, "external_id": valid.external_id, "metadata": valid.metadata})
+        if problems:
+            raise ValidationError({"items": [f"item {p['row']}: {p['message']}" for p in problems]})
+        try:
+            items = stream_items_create(project=project, rows=rows)
+        except Exception as error:  # a repeated external id
+            if "external" in str(error).lower() or "unique" in str(error).lower():
+                raise ValidationError({"items": "An item with one of these ids exists already."}) from None
+            raise
+        return Response({"item_ids": [item.pk for item in items]}, status=status.HTTP_202_ACCEPTED)
