@@ -15,6 +15,7 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def _root(project_id: int, backbone_key: str) -> Path:
 def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npz")
-    np.savez(temporary, **arrays)
+    # numpy's stub reads the keyword arrays as its allow_pickle flag.
+    np.savez(temporary, **arrays)  # type: ignore[arg-type]
     os.replace(temporary, path)
 
 
@@ -43,11 +45,11 @@ class Features:
     base: np.ndarray  # the neighbour base new texts are smoothed against
     signature: str
 
-    def rows(self, item_ids: np.ndarray | list[int]) -> np.ndarray:
+    def rows(self, item_ids: "np.ndarray | Sequence[int]") -> np.ndarray:
         """Positions of ``item_ids`` in this set (all must be cached)."""
         return np.searchsorted(self.ids, np.asarray(item_ids, dtype=np.int64))
 
-    def has(self, item_ids: np.ndarray | list[int]) -> np.ndarray:
+    def has(self, item_ids: "np.ndarray | Sequence[int]") -> np.ndarray:
         wanted = np.asarray(item_ids, dtype=np.int64)
         positions = np.clip(np.searchsorted(self.ids, wanted), 0, max(len(self.ids) - 1, 0))
         return (self.ids[positions] == wanted) if len(self.ids) else np.zeros(len(wanted), dtype=bool)

@@ -200,10 +200,10 @@ def evaluate(project: Project, predictor: Any, evaluation: Any, features: Featur
     if not evaluation.item_ids:
         return {"size": 0, "accuracy": None, "macro_f1": None}
     if predictor.kind == "spans":
-        predicted = [set(spans) for spans, _ in predictor.spans_items(evaluation.item_ids)]
-        truth = [{(s, e, label) for s, e, label in answer if s is not None} for answer in evaluation.answers]
-        scores = entity_f1(predicted, truth)
-        return {"size": len(truth), "entity_f1": scores["f1"], "precision": scores["precision"],
+        found = [set(spans) for spans, _ in predictor.spans_items(evaluation.item_ids)]
+        wanted = [{(s, e, label) for s, e, label in answer if s is not None} for answer in evaluation.answers]
+        scores = entity_f1(found, wanted)
+        return {"size": len(wanted), "entity_f1": scores["f1"], "precision": scores["precision"],
                 "recall": scores["recall"], "macro_f1": scores["f1"], "accuracy": scores["f1"]}  # fmt: skip
     probs = predictor.probs_items(evaluation.item_ids)
     classes = predictor.classes

@@ -47,7 +47,7 @@ def pool_ids(project: Project) -> list[int]:
     )
 
 
-def priorities_write(item_ids: Sequence[int], priorities: Sequence[float]) -> None:
+def priorities_write(item_ids: Sequence[int], priorities: "Sequence[float] | np.ndarray") -> None:
     """One statement per 5,000 items (PostgreSQL: unnest; SQLite: executemany)."""
     table = Item._meta.db_table
     with connection.cursor() as cursor:
@@ -89,6 +89,7 @@ def _scores(
         labelled = features.smoothed[features.rows(train["ids"][known])]
         inputs.update(labelled=labelled, labels=train["labels"][known])
         if wanted & strategies.NEEDS_COMMITTEE:
+            assert embeddings is not None
             members = committee_fit(labelled, train["labels"][known], c=getattr(predictor.head, "c", 1.0))
             inputs["committee"] = np.stack([m.predict_proba(embeddings) for m in members])
     return strategies.strategy_scores(name, weights=project.strategy_weights or None, **inputs), probs

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def embeddings_refresh_request(project: Project) -> int:
     missing = embeddings_missing(project)
     chunks = [missing[i : i + 2000] for i in range(0, len(missing), 2000)]
     for chunk in chunks:
-        transaction.on_commit(lambda chunk=chunk: embed_chunk_task.delay(project.pk, chunk))
+        transaction.on_commit(partial(embed_chunk_task.delay, project.pk, chunk))
     return len(missing)
 
 

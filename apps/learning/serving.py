@@ -77,7 +77,8 @@ def predict(*, project: Project, texts: list[str], number: int | None = None) ->
                     {"labels": [name for name, p in probabilities.items() if p >= 0.5], "probabilities": probabilities}
                 )
             else:
-                results.append({"label": max(probabilities, key=probabilities.get), "probabilities": probabilities})
+                best = max(probabilities, key=lambda name: probabilities[name])
+                results.append({"label": best, "probabilities": probabilities})
     return {"version": version.number, "results": results}
 
 
@@ -144,24 +145,25 @@ def onnx_export(version: ModelVersion, target: Path) -> Path:
     base = torch.tensor(np.load(target / "neighbour_base.npy").astype(np.float32))
     multi = "multi_label" in tensors
 
+    coef = torch.tensor(tensors["coef"])
+    intercept = torch.tensor(tensors["intercept"])
+    neighbours = min(10, int(base.shape[0]))
+
     class Pipeline(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.backbone = AutoModel.from_pretrained(config["backbone"], local_files_only=True)
-            self.register_buffer("base", base)
-            self.register_buffer("coef", torch.tensor(tensors["coef"]))
-            self.register_buffer("intercept", torch.tensor(tensors["intercept"]))
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1)
-            nearest = (pooled @ self.base.T).topk(min(10, self.base.shape[0]), dim=1).indices
-            mixed = torch.nn.functional.normalize(0.3 * pooled + 0.7 * self.base[nearest].mean(dim=1), dim=1)
-            logits = mixed @ self.coef.T + self.intercept
+            nearest = (pooled @ base.T).topk(neighbours, dim=1).indices
+            mixed = torch.nn.functional.normalize(0.3 * pooled + 0.7 * base[nearest].mean(dim=1), dim=1)
+            logits = mixed @ coef.T + intercept
             if multi:
                 return torch.sigmoid(logits)
-            if self.coef.shape[0] == 1:
+            if coef.shape[0] == 1:
                 positive = torch.sigmoid(logits[:, 0])
                 return torch.stack([1 - positive, positive], dim=1)
             return torch.softmax(logits, dim=1)

@@ -73,14 +73,19 @@ def expected_model_change(probs: np.ndarray, embeddings: np.ndarray, **_: Any) -
 
 
 def diversity(embeddings: np.ndarray, batch: int = 50, seed: int = 0, **_: Any) -> np.ndarray:
-    """k-means over the pool (k = batch): items nearest their cluster centre score
+    """k-means over the pool (k = batch): the item nearest each cluster centre scores
     highest, so a batch covers the pool rather than one corner of it."""
     from sklearn.cluster import MiniBatchKMeans
 
     k = max(1, min(batch, len(embeddings)))
     model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit(embeddings)
     distance = np.linalg.norm(embeddings - model.cluster_centers_[model.labels_], axis=1)
-    return 1.0 / (1.0 + distance)
+    scores = 1.0 / (1.0 + distance)
+    # Each cluster's most central item ranks above every other item: one per cluster first.
+    for cluster in np.unique(model.labels_):
+        members = np.flatnonzero(model.labels_ == cluster)
+        scores[members[np.argmin(distance[members])]] += 1.0
+    return scores
 
 
 def core_set(embeddings: np.ndarray, labelled: np.ndarray, batch: int = 50, **_: Any) -> np.ndarray:

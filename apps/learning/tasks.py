@@ -50,8 +50,9 @@ def stream_score_task(project_id: int, item_ids: list[int]) -> None:
 def export_build_task(version_id: int) -> None:
     """Prepare a version's downloads (copying the backbone and exporting ONNX take a while)."""
     from .models import ModelVersion
+    from .services import artifact_path
     from .serving import export_build
 
     version = ModelVersion.objects.filter(pk=version_id, pruned_at__isnull=True).first()
-    if version is not None:
+    if version is not None and version.artifact and (artifact_path(version) / "config.json").exists():
         export_build(version)

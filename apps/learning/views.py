@@ -10,6 +10,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.projects import forms as project_forms
 from apps.projects import selectors as project_selectors
 from apps.projects import services as project_services
 from apps.projects.models import Project
@@ -19,10 +20,7 @@ from apps.projects.views import form_add_service_error
 from . import services, serving
 from .models import ModelVersion, TrainingRun
 
-LEARNING_FIELDS = [
-    "sampling_strategy", "strategy_weights", "training_mode", "train_every", "train_weight_by_confidence",
-    "prelabel_mode", "auto_label_threshold", "backbone_path",
-]  # fmt: skip
+LEARNING_FIELDS = list(project_forms.LEARNING_FIELDS)
 
 
 class LearningSettingsForm(forms.ModelForm):

@@ -5,11 +5,17 @@ from django import forms
 from .models import ImportFormat, Project, Role
 from .services import PROJECT_EDITABLE_FIELDS
 
+# Learning settings live on the learning page (apps/learning/views.py).
+LEARNING_FIELDS = (
+    "sampling_strategy", "strategy_weights", "backbone_path", "training_mode", "train_every",
+    "train_weight_by_confidence", "prelabel_mode", "auto_label_threshold",
+)  # fmt: skip
+
 
 class ProjectSettingsForm(forms.ModelForm):
     class Meta:
         model = Project
-        fields = list(PROJECT_EDITABLE_FIELDS)
+        fields = [name for name in PROJECT_EDITABLE_FIELDS if name not in LEARNING_FIELDS]
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 8, "class": "mono"}),
             "gold_ratio": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),

@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun
+from apps.learning.models import ModelVersion, TrainingRun
 from apps.projects.imports import items_import_start
 from apps.projects.models import Item, Membership
 from tests.factories import ItemFactory
@@ -84,6 +85,21 @@ MATRIX = [
     ("api-report-annotators", "get", {M, R}),
     ("api-consensus", "get", {M, R}),
     ("api-item-consensus", "put", {M, R}),
+    ("learning:learning", "get", {M, R}),
+    ("learning:learning", "post", {M}),
+    ("learning:train", "post", {M}),
+    ("learning:try", "get", {M, R}),
+    ("learning:try", "post", {M, R}),
+    ("learning:version", "post", {M}),
+    ("learning:download", "get", {M}),
+    ("api-predict", "post", {M, R}),
+    ("api-training-runs", "get", {M, R}),
+    ("api-training-runs", "post", {M}),
+    ("api-training-run", "get", {M, R}),
+    ("api-versions", "get", {M, R}),
+    ("api-version", "get", {M, R}),
+    ("api-version", "post", {M}),
+    ("api-stream", "post", {M}),
 ]
 
 
@@ -97,13 +113,23 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
         "membership_id": Membership.objects.get(project=cast.project, user=cast.other_annotator).pk,
         "item_id": Item.objects.filter(project=cast.project).first().pk,
         "job_id": cast.project.import_jobs.first().pk,
-        "run_id": ConsolidationRun.objects.get_or_create(
-            project=cast.project, state="succeeded", requested_method="auto"
-        )[0].pk,
+        "run_id": _run_id(cast, name),
         "fmt": "jsonl",
+        "number": ModelVersion.objects.get_or_create(
+            project=cast.project, number=1, defaults={"mode": "head", "backbone": "x"}
+        )[0].number,
+        "kind": "folder",
     }
     wanted = _route_kwargs(name)
     return {"project_id": cast.project.pk, **{key: pattern_kwargs[key] for key in wanted if key != "project_id"}}
+
+
+def _run_id(cast, name: str) -> int:
+    if name == "api-training-run":
+        return TrainingRun.objects.get_or_create(project=cast.project, state="succeeded", mode="head")[0].pk
+    return ConsolidationRun.objects.get_or_create(project=cast.project, state="succeeded", requested_method="auto")[
+        0
+    ].pk
 
 
 def _all_patterns(resolver=None, prefix=""):

@@ -89,7 +89,21 @@ class Command(BaseCommand):
             entities = self._entities_project(users)
         self._simulate(topics, users, "news.jsonl", lambda row: row["topic"], answers=560)
         self._simulate(entities, users, "entities.jsonl", lambda row: row["gold_spans"], answers=110)
+        self._train(topics)
         self.stdout.write(self.style.SUCCESS("Demo loaded."))
+
+    def _train(self, project: Project) -> None:
+        """A first model for the topics project, so its model page and pre-labels have
+        something to show (the entities model trains when asked: it takes longer)."""
+        from apps.learning.services import training_request, training_run_execute
+
+        run = training_run_execute(run_id=training_request(project=project, trigger="demo").pk)
+        if run is not None and run.state == "succeeded":
+            self.stdout.write(
+                f"  {project.name}: model v{run.version.number}, macro-F1 {run.metrics.get('macro_f1', 0):.2f}"
+            )
+        else:
+            self.stdout.write(f"  {project.name}: no model ({run.error if run else 'not run'})")
 
     def _simulate(self, project: Project, users: dict[str, Any], corpus_name: str, truth_of: Any, answers: int) -> None:
         """Simulated annotators label part of the project, so every page has data."""
