@@ -45,7 +45,7 @@ def annotation_parts(annotation: Annotation) -> list[LabelPart]:
 def recent_annotations(*, project: Project, annotator: User, limit: int = 5) -> list[Annotation]:
     return list(
         Annotation.objects.filter(project=project, annotator=annotator)
-        .select_related("item")
+        .select_related("item", "item__suggestion")
         .prefetch_related("labels")
         .order_by("-id")[:limit]
     )

@@ -47,7 +47,9 @@ def _session_start(request: HttpRequest, project: Project) -> datetime:
 
 
 def _task_context(project: Project, labels: LabelIndex, assignment: Assignment) -> dict[str, Any]:
-    suggestion = selectors.item_suggestion(item=assignment.item)
+    # "after" keeps the model's guess out of sight until the annotator has answered, so it
+    # cannot anchor them; it then shows beside their answer in the latest answers.
+    suggestion = selectors.item_suggestion(item=assignment.item) if project.prelabel_mode == "show" else None
     suggested = (
         [
             LabelPart(p.get("start"), p.get("end"), p["label_id"])
@@ -131,12 +133,18 @@ def _recent(project: Project, annotator: Any, labels: LabelIndex) -> list[dict[s
     recent = []
     for annotation in rows:
         parts = selectors.annotation_parts(annotation)
+        suggestion = selectors.item_suggestion(item=annotation.item) if project.prelabel_mode == "after" else None
         recent.append(
             {
                 "annotation": annotation,
                 "labels": [labels.by_id[p.label_id] for p in parts if p.start is None],
                 "span_count": sum(1 for p in parts if p.start is not None),
                 "editable": services.annotation_is_editable(annotation, recent_ids),
+                "model": [
+                    labels.by_id[p["label_id"]]
+                    for p in (suggestion.parts if suggestion else [])
+                    if p["label_id"] in labels.by_id
+                ],
             }
         )
     return recent

@@ -319,3 +319,22 @@ def test_the_manager_dashboard_shows_annotators_budget_and_days(cast, project):
     assert 'id="per-day-chart"' in page
     assert "<strong>annotator</strong>" in page and "4.0 s" in page
     assert "<strong>3</strong> of 10 paid annotations" in page and "0.75 USD of 2.50" in page
+
+
+def test_suggestions_can_wait_until_after_the_answer(cast, project):
+    project_update(project=project, data={"prelabel_mode": "after"})
+    project = Project.objects.get(pk=project.pk)
+    first = task_next_for_annotator(project=project, annotator=cast.annotator).assignment
+    Suggestion.objects.create(
+        item_id=first.item_id, parts=[{"label_id": cast.labels["Sports"].pk}], confidence=0.9, source="v1"
+    )
+    client = client_for(cast.annotator)
+
+    page = client.get(f"/projects/{project.pk}/annotate/")
+    assert b"Model suggests" not in page.content
+    client.post(
+        f"/projects/{project.pk}/annotate/submit/",
+        {"assignment": first.pk, "submission_id": str(uuid.uuid4()), "label": cast.labels["World"].pk},
+    )
+    after = client.get(f"/projects/{project.pk}/annotate/")
+    assert b"model: Sports" in after.content
