@@ -101,19 +101,28 @@ def core_set(embeddings: np.ndarray, labelled: np.ndarray, batch: int = 50, **_:
     return score
 
 
-def boundary(embeddings: np.ndarray, labelled: np.ndarray, labels: np.ndarray, **_: Any) -> np.ndarray:
-    """Boundary search: midpoints between each labelled item and its nearest labelled item
-    of another class lie near the decision boundary; pool items nearest those midpoints
-    score highest."""
+def boundary(
+    embeddings: np.ndarray, labelled: np.ndarray, labels: np.ndarray, probs: np.ndarray | None = None, **_: Any
+) -> np.ndarray:
+    """Boundary search: the midpoint between each labelled item and its nearest labelled
+    item of another class lies near the decision boundary; the pool item nearest each
+    midpoint scores above every other item (closer pairs higher). Other items are
+    ordered by margin, below those. Taking one item per midpoint keeps a batch from
+    piling into a single ambiguous region."""
+    n = len(embeddings)
+    scores = 0.5 * rank_normalise(margin(probs)) if probs is not None else np.zeros(n)
     if len(labelled) < 2 or len(set(labels.tolist())) < 2:
-        return np.zeros(len(embeddings))
+        return scores
     similarity = labelled @ labelled.T
-    different = labels[:, None] != labels[None, :]
-    similarity = np.where(different, similarity, -np.inf)
+    similarity = np.where(labels[:, None] != labels[None, :], similarity, -np.inf)
     partner = similarity.argmax(axis=1)
-    midpoints = (labelled + labelled[partner]) / 2
+    closeness = similarity[np.arange(len(labelled)), partner]
+    midpoints = labelled + labelled[partner]
     midpoints /= np.linalg.norm(midpoints, axis=1, keepdims=True) + EPS
-    return (embeddings @ midpoints.T).max(axis=1)
+    nearest = (midpoints @ embeddings.T).argmax(axis=1)
+    for pair, item in enumerate(nearest):
+        scores[item] = max(scores[item], 1.0 + (closeness[pair] + 1) / 2)
+    return scores
 
 
 def random_scores(n: int, seed: int = 0, **_: Any) -> np.ndarray:
