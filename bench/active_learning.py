@@ -72,7 +72,7 @@ def round_time(pool: np.ndarray, labels: np.ndarray, size: int = 100_000, labell
     head = head_fit(features[taken], answers[taken], c=1.0)
     probs = head.predict_proba(features)
     scores = strategies.margin(probs)
-    top = np.argpartition(-scores, 500)[:500]
+    top = np.argpartition(-scores, min(500, size - 1))[:500]
     strategies.select_batch(scores[top], features[top], 50)
     return {"round": time.perf_counter() - started, "smoothing_once": smoothing}
 
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "active_learning.png")
     parser.add_argument("--cores", type=int, default=None)
+    parser.add_argument("--round-items", type=int, default=100_000, help="pool size for the round timing")
     args = parser.parse_args()
     threads_set(args.cores)
 
@@ -191,9 +192,9 @@ def main() -> None:
         "(shared / own: labels to reach the target; saving: fewer labels than random sampling with the same head, own target)"
     )
 
-    timing = round_time(pool, pool_y)
-    print(f"\nOne round on 100,000 cached items (fit head on 1,000 labels, score all, pick 50): {timing['round']:.2f} s "
-          f"(neighbour smoothing of the 100,000, once per new embeddings: {timing['smoothing_once']:.1f} s)")  # fmt: skip
+    timing = round_time(pool, pool_y, size=args.round_items, labelled=min(1000, args.round_items // 2))
+    print(f"\nOne round on {args.round_items:,} cached items (fit head on 1,000 labels, score all, pick 50): {timing['round']:.2f} s "
+          f"(neighbour smoothing of them all, once per new embeddings: {timing['smoothing_once']:.1f} s)")  # fmt: skip
     plot(args.plot, [(name, curve) for name, curve, _ in rows], target)
     print(f"Curves saved to {args.plot}")
 
