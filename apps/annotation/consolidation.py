@@ -37,9 +37,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.projects.models import GoldLabel, Item, Membership, Project, TaskType
+from apps.projects.models import GoldLabel, Item, JobState, Membership, Project, TaskType
 
-from .models import Annotation, AnnotationLabel, AnnotatorQuality, ConsolidationRun, ItemConsensus, RunState
+from .models import Annotation, AnnotationLabel, AnnotatorQuality, ConsolidationRun, ItemConsensus
 
 logger = logging.getLogger(__name__)
 
@@ -474,15 +474,15 @@ def consolidation_request(*, project: Project, method: str = "") -> Consolidatio
     """Queue a full consolidation, unless one is queued or running already (that one is
     returned). A run left "running" by a worker that died is failed after 30 minutes."""
     ConsolidationRun.objects.filter(
-        project=project, state=RunState.RUNNING, started_at__lt=timezone.now() - STALE_RUN
-    ).update(state=RunState.FAILED, error="The worker stopped before finishing.", finished_at=timezone.now())
+        project=project, state=JobState.RUNNING, started_at__lt=timezone.now() - STALE_RUN
+    ).update(state=JobState.FAILED, error="The worker stopped before finishing.", finished_at=timezone.now())
     try:
         with transaction.atomic():
             run = ConsolidationRun.objects.create(
                 project=project, requested_method=method or project.consolidation_method
             )
     except IntegrityError:
-        return ConsolidationRun.objects.get(project=project, state__in=[RunState.QUEUED, RunState.RUNNING])
+        return ConsolidationRun.objects.get(project=project, state__in=[JobState.QUEUED, JobState.RUNNING])
     from .tasks import consolidation_run_task
 
     transaction.on_commit(lambda: consolidation_run_task.delay(run.pk))
@@ -491,8 +491,8 @@ def consolidation_request(*, project: Project, method: str = "") -> Consolidatio
 
 def consolidation_run(*, run_id: int) -> ConsolidationRun | None:
     """Run a queued consolidation. A delivery that finds the run taken does nothing."""
-    claimed = ConsolidationRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, started_at=timezone.now()
+    claimed = ConsolidationRun.objects.filter(pk=run_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=timezone.now()
     )
     run = ConsolidationRun.objects.select_related("project").filter(pk=run_id).first()
     if not claimed or run is None:
@@ -508,9 +508,9 @@ def consolidation_run(*, run_id: int) -> ConsolidationRun | None:
         run.report = report_compute(run.project, answers, outcome)
     except Exception as error:
         logger.exception("consolidation run %s failed", run_id)
-        run.state, run.error = RunState.FAILED, f"{type(error).__name__}: {error}"
+        run.state, run.error = JobState.FAILED, f"{type(error).__name__}: {error}"
     else:
-        run.state, run.method, run.choice_reason = RunState.SUCCEEDED, outcome.method, outcome.reason
+        run.state, run.method, run.choice_reason = JobState.SUCCEEDED, outcome.method, outcome.reason
         run.choice_scores = {k: (None if math.isnan(v) else round(v, 4)) for k, v in outcome.scores.items()}
         run.report["choice"]["scores"] = run.choice_scores
         run.items, run.annotations = items, len(answers)

@@ -7,7 +7,7 @@ keep them and a used label cannot be deleted.
 from django.conf import settings
 from django.db import models
 
-from apps.projects.models import Item, Label, Project
+from apps.projects.models import Item, JobState, Label, Project
 
 
 class AssignmentState(models.TextChoices):
@@ -148,18 +148,11 @@ class AnnotatorQuality(models.Model):
         return f"quality of {self.annotator_id} in project {self.project_id}"
 
 
-class RunState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 class ConsolidationRun(models.Model):
     """One full consolidation of a project. At most one is queued or running at a time."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consolidation_runs")
-    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     requested_method = models.CharField(max_length=40)
     method = models.CharField(max_length=40, blank=True, help_text="The method used (auto's choice).")
     choice_scores = models.JSONField(default=dict, blank=True)

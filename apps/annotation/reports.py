@@ -13,11 +13,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet
 
-from apps.projects.models import Item, Membership, Project, TaskType
+from apps.projects.models import Item, JobState, Membership, Project, TaskType
 
 from . import agreement
 from .consolidation import Answer, Outcome, Part
-from .models import Annotation, AnnotatorQuality, ConsolidationRun, ItemConsensus, RunState
+from .models import Annotation, AnnotatorQuality, ConsolidationRun, ItemConsensus
 from .quality import gold_accuracy, gold_scores
 
 HEATMAP_ANNOTATORS = 15
@@ -88,11 +88,11 @@ def quality_gold_write(project: Project) -> None:
 
 
 def latest_run(*, project: Project) -> ConsolidationRun | None:
-    return ConsolidationRun.objects.filter(project=project, state=RunState.SUCCEEDED).first()
+    return ConsolidationRun.objects.filter(project=project, state=JobState.SUCCEEDED).first()
 
 
 def active_run(*, project: Project) -> ConsolidationRun | None:
-    return ConsolidationRun.objects.filter(project=project, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
+    return ConsolidationRun.objects.filter(project=project, state__in=[JobState.QUEUED, JobState.RUNNING]).first()
 
 
 def annotator_rows(*, project: Project) -> list[dict[str, Any]]:

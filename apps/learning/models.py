@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from apps.projects.models import Item, Project
+from apps.projects.models import Item, JobState, Project
 
 
 class Suggestion(models.Model):
@@ -66,18 +66,11 @@ class ModelVersion(models.Model):
         return f"model v{self.number} of project {self.project_id} ({self.status})"
 
 
-class TrainingState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 class TrainingRun(models.Model):
     """One training of a challenger. Claimed atomically; at most one active per project."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
-    state = models.CharField(max_length=20, choices=TrainingState.choices, default=TrainingState.QUEUED)
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     trigger = models.CharField(max_length=20, default="manual")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -110,4 +103,4 @@ class TrainingRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.state in (TrainingState.QUEUED, TrainingState.RUNNING)
+        return self.state in (JobState.QUEUED, JobState.RUNNING)

@@ -35,10 +35,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.annotation.models import ItemConsensus
-from apps.projects.models import GoldLabel, Item, Project, TaskType
+from apps.projects.models import GoldLabel, Item, JobState, Project, TaskType
 
 from .cache import EmbeddingCache, Features
-from .models import ModelVersion, TrainingRun, TrainingState, VersionStatus
+from .models import ModelVersion, TrainingRun, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def training_request(*, project: Project, trigger: str = "manual", user: User | 
                 project=project, trigger=trigger, requested_by=user, mode=project.training_mode, stage="Queued"
             )
     except IntegrityError:
-        return TrainingRun.objects.get(project=project, state__in=[TrainingState.QUEUED, TrainingState.RUNNING])
+        return TrainingRun.objects.get(project=project, state__in=[JobState.QUEUED, JobState.RUNNING])
     from .tasks import training_run_task
 
     transaction.on_commit(lambda: training_run_task.delay(run.pk))
@@ -200,16 +200,16 @@ def training_request(*, project: Project, trigger: str = "manual", user: User | 
 
 def training_claim(run_id: int) -> bool:
     now = timezone.now()
-    queued = TrainingRun.objects.filter(pk=run_id, state=TrainingState.QUEUED).update(
-        state=TrainingState.RUNNING, started_at=now, heartbeat_at=now, stage="Starting"
+    queued = TrainingRun.objects.filter(pk=run_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=now, heartbeat_at=now, stage="Starting"
     )
     if queued:
         return True
     # A run whose worker died (no heartbeat for a while) is taken over by the redelivery.
     return bool(
-        TrainingRun.objects.filter(
-            pk=run_id, state=TrainingState.RUNNING, heartbeat_at__lt=now - STALE_HEARTBEAT
-        ).update(heartbeat_at=now, stage="Restarted after the worker stopped", log=F("log"))
+        TrainingRun.objects.filter(pk=run_id, state=JobState.RUNNING, heartbeat_at__lt=now - STALE_HEARTBEAT).update(
+            heartbeat_at=now, stage="Restarted after the worker stopped", log=F("log")
+        )
     )
 
 
@@ -243,14 +243,14 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     except Exception as error:
         logger.exception("training run %s failed", run_id)
         TrainingRun.objects.filter(pk=run_id).update(
-            state=TrainingState.FAILED,
+            state=JobState.FAILED,
             error=f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=6)}",
             finished_at=timezone.now(),
             stage="Failed",
         )
         return TrainingRun.objects.get(pk=run_id)
     TrainingRun.objects.filter(pk=run_id).update(
-        state=TrainingState.SUCCEEDED,
+        state=JobState.SUCCEEDED,
         version=version,
         promoted=promoted,
         metrics=metrics,

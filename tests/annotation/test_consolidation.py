@@ -15,9 +15,9 @@ from apps.annotation.consolidation import (
     decode,
     tokens_of,
 )
-from apps.annotation.models import AnnotatorQuality, ConsolidationRun, ItemConsensus, RunState
+from apps.annotation.models import AnnotatorQuality, ConsolidationRun, ItemConsensus
 from apps.annotation.services import annotation_submit, task_next_for_annotator
-from apps.projects.models import GoldLabel, Item, Membership, Project, Role
+from apps.projects.models import GoldLabel, Item, JobState, Membership, Project, Role
 from apps.projects.services import membership_unblock, project_update
 from tests.factories import ItemFactory, MembershipFactory, UserFactory
 
@@ -111,7 +111,7 @@ def test_a_full_pass_labels_items_and_measures_annotators(project):
 
     run = run_now(project, "dawid_skene")
 
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert run.items == 4 and run.annotations == 12 and run.method == "dawid_skene"
     labels = {c.item_id: c.parts[0]["label_id"] for c in ItemConsensus.objects.all()}
     assert labels == {pk: project.labels.get(name=name).pk for pk, name in truth.items()}
@@ -169,7 +169,7 @@ def test_auto_picks_a_method_on_gold_and_says_so(project):
 
     run = run_now(project, "auto")
 
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert "best on 25 gold items" in run.choice_reason and run.choice_scores[run.method] == 1.0
 
 
@@ -225,22 +225,22 @@ def test_runs_are_one_at_a_time_and_claimed_once(project):
     first = consolidation_request(project=project)
     second = consolidation_request(project=project)
 
-    assert first.pk == second.pk and first.state == RunState.QUEUED
+    assert first.pk == second.pk and first.state == JobState.QUEUED
     consolidation_run(run_id=first.pk)
     again = consolidation_run(run_id=first.pk)  # a redelivered task
-    assert again.state == RunState.SUCCEEDED
+    assert again.state == JobState.SUCCEEDED
     assert ConsolidationRun.objects.count() == 1
 
 
 def test_a_run_left_running_by_a_dead_worker_gives_way(project):
     stuck = ConsolidationRun.objects.create(
-        project=project, state=RunState.RUNNING, requested_method="auto", started_at=timezone.now() - timedelta(hours=1)
+        project=project, state=JobState.RUNNING, requested_method="auto", started_at=timezone.now() - timedelta(hours=1)
     )
 
     fresh = consolidation_request(project=project)
 
     assert fresh.pk != stuck.pk
-    assert ConsolidationRun.objects.get(pk=stuck.pk).state == RunState.FAILED
+    assert ConsolidationRun.objects.get(pk=stuck.pk).state == JobState.FAILED
 
 
 def test_a_full_pass_is_queued_after_every_n_answers(project, django_capture_on_commit_callbacks):
@@ -256,7 +256,7 @@ def test_a_full_pass_is_queued_after_every_n_answers(project, django_capture_on_
         answer(project, user, "World")
 
     run = ConsolidationRun.objects.get()
-    assert run.state == RunState.SUCCEEDED  # Celery runs tasks inline in tests
+    assert run.state == JobState.SUCCEEDED  # Celery runs tasks inline in tests
     assert Project.objects.get(pk=project.pk).pending_consolidation == 0
 
 

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from apps.annotation.models import ItemConsensus
 from apps.learning import modelling, services, serving
-from apps.learning.models import ModelVersion, Suggestion, TrainingRun, TrainingState, VersionStatus
+from apps.learning.models import ModelVersion, Suggestion, TrainingRun, VersionStatus
 from apps.learning.ranking import pool_rank
-from apps.projects.models import Item, Project
+from apps.projects.models import Item, JobState, Project
 from apps.projects.services import project_update
 from tests.helpers import api_for, client_for
 
@@ -25,7 +25,7 @@ def train(project):
 def test_a_head_trained_on_a_small_set_learns(labelled_project):
     run = train(labelled_project)
 
-    assert run.state == TrainingState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert run.progress == 100 and run.promoted
     version = ModelVersion.objects.get(project=labelled_project)
     assert version.status == VersionStatus.CHAMPION and version.train_size == 160
@@ -59,7 +59,7 @@ def test_a_worse_challenger_is_not_promoted(labelled_project):
 
     run = train(labelled_project)
 
-    assert run.state == TrainingState.SUCCEEDED and not run.promoted
+    assert run.state == JobState.SUCCEEDED and not run.promoted
     assert run.metrics["macro_f1"] < run.metrics["champion_on_same_set"]["macro_f1"]
     statuses = dict(ModelVersion.objects.filter(project=labelled_project).values_list("number", "status"))
     assert statuses == {1: "champion", 2: "challenger"}
@@ -91,7 +91,7 @@ def test_claiming_a_run_is_idempotent(labelled_project):
     first = services.training_run_execute(run_id=run.pk)
     again = services.training_run_execute(run_id=run.pk)  # a redelivered task
 
-    assert first.state == again.state == TrainingState.SUCCEEDED
+    assert first.state == again.state == JobState.SUCCEEDED
     assert ModelVersion.objects.count() == 1
 
 
@@ -105,24 +105,24 @@ def test_a_run_that_dies_leaves_the_registry_unchanged(labelled_project, monkeyp
     monkeypatch.setattr(modelling, "train", killed)
     run = train(labelled_project)
 
-    assert run.state == TrainingState.FAILED and "worker lost mid-training" in run.error
+    assert run.state == JobState.FAILED and "worker lost mid-training" in run.error
     assert list(ModelVersion.objects.values_list("pk", "status")) == [(champion_before.pk, "champion")]
 
 
 def test_a_run_whose_worker_vanished_is_taken_over_by_the_redelivery(labelled_project):
     run = services.training_request(project=labelled_project)
     TrainingRun.objects.filter(pk=run.pk).update(
-        state=TrainingState.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1)
+        state=JobState.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1)
     )
 
     finished = services.training_run_execute(run_id=run.pk)
 
-    assert finished.state == TrainingState.SUCCEEDED and ModelVersion.objects.count() == 1
+    assert finished.state == JobState.SUCCEEDED and ModelVersion.objects.count() == 1
 
 
 def test_a_live_run_is_not_taken_over(labelled_project):
     run = services.training_request(project=labelled_project)
-    TrainingRun.objects.filter(pk=run.pk).update(state=TrainingState.RUNNING, heartbeat_at=timezone.now())
+    TrainingRun.objects.filter(pk=run.pk).update(state=JobState.RUNNING, heartbeat_at=timezone.now())
 
     services.training_run_execute(run_id=run.pk)
 
@@ -132,7 +132,7 @@ def test_a_live_run_is_not_taken_over(labelled_project):
 def test_too_few_labels_fail_with_a_reason(cast):
     run = train(Project.objects.get(pk=cast.project.pk))
 
-    assert run.state == TrainingState.FAILED and "consolidated labels to train on" in run.error
+    assert run.state == JobState.FAILED and "consolidated labels to train on" in run.error
 
 
 def test_training_starts_after_every_n_new_labels(labelled_project, django_capture_on_commit_callbacks):
@@ -299,7 +299,7 @@ def test_fine_tuning_a_sequence_classifier_runs_and_serves(labelled_project, mon
 
     run = train(Project.objects.get(pk=labelled_project.pk))
 
-    assert run.state == TrainingState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     version = ModelVersion.objects.get()
     model_dir = services.artifact_path(version) / "model"
     assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
