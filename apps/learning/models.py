@@ -104,3 +104,31 @@ class TrainingRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+
+class PoolRanking(models.Model):
+    """One scoring of a large pool, split into chunks that workers score in parallel.
+
+    Each chunk task records its index in ``chunks_done`` under a row lock; the task that
+    completes the last chunk finishes the ranking (lifts a varied first batch). A newer
+    ranking supersedes a running one, whose remaining chunks then do nothing."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pool_rankings")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.RUNNING)
+    item_count = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"ranking {self.pk} of project {self.project_id} ({len(self.chunks_done)}/{self.chunks_total})"
+
+    @property
+    def progress(self) -> int:
+        return round(100 * len(self.chunks_done) / self.chunks_total) if self.chunks_total else 100

@@ -11,40 +11,56 @@ which task distribution already follows (highest first), and pre-labels.
 4. The top items get the champion's suggestion (pre-labels), unless the project hides
    them; with an auto-label threshold, items the model is at least that sure of get a
    model label (marked as such) instead of annotators.
-Chunks of the pool can be scored in parallel (``pool_rank_chunk``) for the strategies
-that score each item on its own.
+A pool above ``CHUNK`` items, ranked by a strategy that scores each item on its own
+(uncertainty, committee, expected model change; MNLP for spans), is split into chunks of
+consecutive item ids that Celery workers score in parallel (``pool_rank_start`` ->
+``pool_rank_chunk``): more workers, faster ranking. Their scores share one scale, so each
+chunk writes its priorities directly; the last chunk to finish lifts the first batch.
+Diversity, boundary, core-set and mixes compare items with each other and rank the
+whole pool in one worker.
 """
 
 import logging
+import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.annotation.models import ItemConsensus
-from apps.projects.models import Item, ItemState, Project, TaskType
+from apps.projects.models import Item, ItemState, JobState, Project, TaskType
 
 from . import strategies
 from .heads import committee_fit
-from .models import ModelVersion, Suggestion
+from .models import ModelVersion, PoolRanking, Suggestion
 
 logger = logging.getLogger(__name__)
 
 BATCH = 50
 SUGGESTIONS = 2000
 CHUNK = 20_000
-PER_ITEM = {"random", "least_confidence", "margin", "entropy", "expected_model_change"}
+# Strategies whose score for an item does not depend on the other pool items (the
+# committee is refitted with a fixed seed, so every chunk gets the same committee).
+# Random is not among them: its seeded draws would repeat from chunk to chunk.
+PER_ITEM = {"least_confidence", "margin", "entropy", "expected_model_change", "mnlp"}
+PER_ITEM |= strategies.NEEDS_COMMITTEE
 
 
-def pool_ids(project: Project) -> list[int]:
-    return list(
-        Item.objects.filter(project=project, is_gold=False, consensus__isnull=True)
-        .exclude(state=ItemState.COMPLETE)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+def pool_items(project: Project) -> QuerySet[Item]:
+    return Item.objects.filter(project=project, is_gold=False, consensus__isnull=True).exclude(state=ItemState.COMPLETE)
+
+
+def pool_ids(project: Project, within: tuple[int, int] | None = None) -> list[int]:
+    pool = pool_items(project) if within is None else pool_items(project).filter(pk__range=within)
+    return list(pool.order_by("pk").values_list("pk", flat=True))
+
+
+def scored_per_item(project: Project) -> bool:
+    return project.task_type != TaskType.SINGLE_LABEL or project.sampling_strategy in PER_ITEM
 
 
 def priorities_write(item_ids: Sequence[int], priorities: "Sequence[float] | np.ndarray") -> None:
@@ -113,7 +129,7 @@ def pool_rank(*, project: Project, item_ids: list[int] | None = None) -> dict[st
     scores, probs = _scores(project, version, predictor, ids, features)
     priority = strategies.rank_normalise(scores) if len(scores) > 1 else np.ones(len(scores))
     if features is not None and item_ids is None and len(ids) > BATCH:
-        top = np.argsort(-scores)[: BATCH * 10]
+        top = np.argsort(-scores, kind="stable")[: BATCH * 10]
         first = top[strategies.select_batch(scores[top], features.smoothed[features.rows(np.array(ids)[top])], BATCH)]
         priority[first] += 1.0
     with transaction.atomic():
@@ -123,6 +139,100 @@ def pool_rank(*, project: Project, item_ids: list[int] | None = None) -> dict[st
     return {"ranked": len(ids), "suggested": suggested, "auto_labelled": labelled}
 
 
+def pool_rank_start(*, project: Project) -> dict[str, int]:
+    """Rank the pool after a promotion: here if it is small or the strategy compares items
+    with each other, otherwise as chunks for the workers."""
+    from .services import champion, features_for
+    from .tasks import pool_rank_chunk_task
+
+    version = champion(project)
+    ids = pool_ids(project) if version is not None else []
+    if version is None or len(ids) <= CHUNK or not scored_per_item(project):
+        return pool_rank(project=project)
+    if project.task_type != TaskType.SPANS:
+        features_for(project)  # embed and smooth once here, not once per worker
+    bounds = [(ids[start], ids[min(start + CHUNK, len(ids)) - 1]) for start in range(0, len(ids), CHUNK)]
+    with transaction.atomic():
+        PoolRanking.objects.filter(project=project, state=JobState.RUNNING).update(
+            state=JobState.FAILED, error="Superseded by a newer ranking.", finished_at=timezone.now()
+        )
+        ranking = PoolRanking.objects.create(
+            project=project, version=version, item_count=len(ids), chunks_total=len(bounds)
+        )
+        for index, (first, last) in enumerate(bounds):
+            transaction.on_commit(partial(pool_rank_chunk_task.delay, ranking.pk, index, first, last))
+    return {"ranked": 0, "chunks": len(bounds)}
+
+
+def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> dict[str, int]:
+    """Score the pool items with ids in [first, last] for one ranking. Idempotent: a
+    redelivered chunk rewrites the same priorities and is counted once."""
+    from .modelling import predictor_load
+    from .services import embedding_cache, features_for
+
+    ranking = PoolRanking.objects.select_related("project", "version").filter(pk=ranking_id).first()
+    if ranking is None or ranking.state != JobState.RUNNING:
+        return {"ranked": 0}
+    project, version = ranking.project, ranking.version
+    try:
+        ids = pool_ids(project, within=(first, last))
+        features = None if project.task_type == TaskType.SPANS else features_for(project)
+        if features is not None:
+            ids = [pk for pk, ok in zip(ids, features.has(ids), strict=True) if ok]
+        predictor = predictor_load(version, features if features is not None else embedding_cache(project).features())
+        scores, probs = _scores(project, version, predictor, ids, features) if ids else (np.zeros(0), None)
+        # One scale for every chunk: a monotone squash of the raw scores into (0, 1).
+        priority = 0.5 + 0.5 * scores / (1 + np.abs(scores))
+        quota = math.ceil(SUGGESTIONS * len(ids) / max(ranking.item_count, 1))
+        with transaction.atomic():
+            priorities_write(ids, priority)
+            suggested = _suggest(project, version, predictor, ids, priority, probs, limit=quota, within=(first, last))
+            labelled = _auto_label(project, version, predictor, ids, probs)
+    except Exception as error:
+        logger.exception("ranking %s chunk %s failed", ranking_id, index)
+        PoolRanking.objects.filter(pk=ranking_id, state=JobState.RUNNING).update(
+            state=JobState.FAILED, error=f"Chunk {index}: {type(error).__name__}: {error}", finished_at=timezone.now()
+        )
+        raise
+    if _chunk_done(ranking_id, index):
+        _ranking_finish(ranking, features)
+    return {"ranked": len(ids), "suggested": suggested, "auto_labelled": labelled}
+
+
+def _chunk_done(ranking_id: int, index: int) -> bool:
+    """Count a chunk once; True for the call that completes the ranking."""
+    with transaction.atomic():
+        ranking = PoolRanking.objects.select_for_update().get(pk=ranking_id)
+        if ranking.state != JobState.RUNNING or index in ranking.chunks_done:
+            return False
+        ranking.chunks_done = sorted([*ranking.chunks_done, index])
+        finished = len(ranking.chunks_done) == ranking.chunks_total
+        if finished:
+            ranking.state, ranking.finished_at = JobState.SUCCEEDED, timezone.now()
+        ranking.save(update_fields=["chunks_done", "state", "finished_at"])
+    return finished
+
+
+def _ranking_finish(ranking: PoolRanking, features: Any) -> None:
+    """Lift a varied first batch above the rest, and drop pre-labels older models left."""
+    project = ranking.project
+    Suggestion.objects.filter(item__project=project).exclude(source=f"model v{ranking.version.number}").delete()
+    if features is None:
+        return
+    top = list(
+        pool_items(project)
+        .filter(priority__lt=1.0)
+        .order_by("-priority", "pk")
+        .values_list("pk", "priority")[: BATCH * 10]
+    )
+    top = [(pk, p) for pk, p in top if features.has([pk])[0]]
+    if len(top) <= BATCH:
+        return
+    ids = np.array([pk for pk, _ in top])
+    chosen = strategies.select_batch(np.array([p for _, p in top]), features.smoothed[features.rows(ids)], BATCH)
+    priorities_write([int(pk) for pk in ids[chosen]], [p + 1.0 for p in np.array([p for _, p in top])[chosen]])
+
+
 def _suggest(
     project: Project,
     version: ModelVersion,
@@ -130,10 +240,14 @@ def _suggest(
     ids: list[int],
     priority: np.ndarray,
     probs: np.ndarray | None,
+    limit: int = SUGGESTIONS,
+    within: tuple[int, int] | None = None,
 ) -> int:
+    """Pre-labels for the ``limit`` highest-priority items; they replace the project's
+    earlier ones (or, for one chunk, those of the items in ``within``)."""
     if project.prelabel_mode == "hide":
         return 0
-    order = np.argsort(-priority)[:SUGGESTIONS]
+    order = np.argsort(-priority)[:limit]
     chosen = [ids[i] for i in order]
     rows = []
     if predictor.kind == "spans":
@@ -160,7 +274,10 @@ def _suggest(
             scores = {str(label): round(float(q), 4) for label, q in zip(predictor.classes, p, strict=True)}
             rows.append(Suggestion(item_id=ids[position], parts=parts, confidence=confidence, scores=scores,
                                    source=f"model v{version.number}"))  # fmt: skip
-    Suggestion.objects.filter(item__project=project).delete()
+    stale = Suggestion.objects.filter(item__project=project)
+    if within is not None:
+        stale = stale.filter(item__pk__range=within)
+    stale.delete()
     Suggestion.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 

@@ -12,7 +12,7 @@ A run, in a worker (``training_run_execute``):
 6. in one transaction, records the version and promotes it if it beats the champion
    (macro-F1, then accuracy) and the champion is not pinned. A failure anywhere before
    leaves the registry as it was and the run marked failed, with the error.
-After a promotion the pool is re-ranked (``ranking.pool_rank``).
+After a promotion the pool is re-ranked (``ranking.pool_rank_start``; large pools in parallel chunks).
 """
 
 import hashlib
@@ -259,9 +259,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         finished_at=timezone.now(),
     )
     if promoted:
-        from .ranking import pool_rank
+        from .ranking import pool_rank_start
 
-        pool_rank(project=run.project)
+        pool_rank_start(project=run.project)
     return TrainingRun.objects.get(pk=run_id)
 
 

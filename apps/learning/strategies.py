@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 EPS = 1e-12
 
@@ -151,11 +152,12 @@ NEEDS_COMMITTEE = {"committee", "committee_kl", "bald"}
 
 
 def rank_normalise(scores: np.ndarray) -> np.ndarray:
-    """Scores to ranks in [0, 1], so strategies on different scales can be mixed."""
+    """Scores to ranks in [0, 1], so strategies on different scales can be mixed. Equal
+    scores get equal ranks (vote entropy, for one, takes few values): the tie is broken
+    later by task distribution's random order, not by item id."""
     if len(scores) <= 1:
         return np.ones(len(scores))
-    ranks = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
-    return ranks / (len(scores) - 1)
+    return (rankdata(scores, method="average") - 1) / (len(scores) - 1)
 
 
 def mix(weights: Mapping[str, float], seed: int = 0, **inputs: Any) -> np.ndarray:

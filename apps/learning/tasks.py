@@ -26,11 +26,19 @@ def training_run_task(run_id: int) -> None:
 
 @shared_task(name="learning.pool_rank")
 def pool_rank_task(project_id: int) -> None:
-    from .ranking import pool_rank
+    from .ranking import pool_rank_start
 
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:
-        pool_rank(project=project)
+        pool_rank_start(project=project)
+
+
+@shared_task(name="learning.pool_rank_chunk")
+def pool_rank_chunk_task(ranking_id: int, index: int, first: int, last: int) -> None:
+    """Score one chunk of a large pool; chunks of one ranking run on any free workers."""
+    from .ranking import pool_rank_chunk
+
+    pool_rank_chunk(ranking_id=ranking_id, index=index, first=first, last=last)
 
 
 @shared_task(name="learning.stream_score")

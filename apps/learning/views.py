@@ -13,12 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.projects import forms as project_forms
 from apps.projects import selectors as project_selectors
 from apps.projects import services as project_services
-from apps.projects.models import Project
+from apps.projects.models import JobState, Project
 from apps.projects.selectors import MANAGE, REVIEW
 from apps.projects.views import form_add_service_error
 
 from . import services, serving
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, PoolRanking, TrainingRun
 
 LEARNING_FIELDS = list(project_forms.LEARNING_FIELDS)
 
@@ -54,11 +54,13 @@ def _curve(versions: list[ModelVersion]) -> dict[str, Any]:
 def _context(project: Project, form: LearningSettingsForm | None = None) -> dict[str, Any]:
     versions = list(ModelVersion.objects.filter(project=project))
     runs = list(TrainingRun.objects.filter(project=project)[:10])
+    ranking = PoolRanking.objects.filter(project=project).select_related("version").first()
     champion = next((v for v in versions if v.status == "champion"), None)
     return {
         "project": project,
         "runs": runs,
-        "active": any(run.is_active for run in runs),
+        "ranking": ranking,
+        "active": any(run.is_active for run in runs) or (ranking is not None and ranking.state == JobState.RUNNING),
         "versions": versions,
         "champion": champion,
         "curve": _curve(versions),
