@@ -41,13 +41,13 @@ def _curve(versions: list[ModelVersion]) -> dict[str, Any]:
             "labels": [v.train_size for v in points],
             "datasets": [
                 {"label": "Macro-F1", "data": [round(100 * (v.metrics.get("macro_f1") or 0), 1) for v in points],
-                 "borderColor": "#6366f1", "backgroundColor": "#6366f1", "tension": 0.25},
+                 "borderColor": "#6366f1", "backgroundColor": "#6366f1", "tension": 0.25, "clip": False},
                 {"label": "Accuracy", "data": [round(100 * (v.metrics.get("accuracy") or 0), 1) for v in points],
-                 "borderColor": "#22c55e", "backgroundColor": "#22c55e", "tension": 0.25},
+                 "borderColor": "#22c55e", "backgroundColor": "#22c55e", "tension": 0.25, "clip": False},
             ],
         },
-        "options": {"scales": {"x": {"title": {"display": True, "text": "labels trained on"}},
-                               "y": {"title": {"display": True, "text": "%"}}}},
+        "options": {"scales": {"x": {"offset": True, "title": {"display": True, "text": "labels trained on"}},
+                               "y": {"title": {"display": True, "text": "%"}, "max": 100}}},
     }  # fmt: skip
 
 
