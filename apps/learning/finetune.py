@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,26 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _train(model, batches: Callable[[], list], epochs: int, lr: float, progress: Progress | None) -> None:  # noqa: ANN001
+def _train_and_save(  # noqa: PLR0913
+    model,  # noqa: ANN001
+    tokenizer,  # noqa: ANN001
+    encode: Callable[[list[int]], Any],
+    size: int,
+    *,
+    batch_size: int,
+    epochs: int,
+    lr: float,
+    progress: Progress | None,
+    out_dir: Path,
+) -> Path:
+    """Train on shuffled batches of the ``size`` examples (``encode`` turns example indices
+    into a model input with labels), then save model and tokenizer as safetensors."""
     import torch
+
+    def batches() -> list:
+        order = list(range(size))
+        random.shuffle(order)
+        return [encode(order[start : start + batch_size]) for start in range(0, size, batch_size)]
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -62,6 +81,10 @@ def _train(model, batches: Callable[[], list], epochs: int, lr: float, progress:
             if progress:
                 progress(done / total)
     model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
 
 
 def finetune_sequence(
@@ -86,24 +109,15 @@ def finetune_sequence(
     tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels, local_files_only=True)
 
-    def batches() -> list:
-        order = list(range(len(texts)))
-        random.shuffle(order)
-        out = []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
-            )
-            encoded["labels"] = torch.tensor([targets[i] for i in chunk])
-            out.append(encoded)
-        return out
+    def encode(chunk: list[int]) -> Any:
+        encoded = tokenizer(
+            [texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+        )
+        encoded["labels"] = torch.tensor([targets[i] for i in chunk])
+        return encoded
 
-    _train(model, batches, epochs, lr, progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return _train_and_save(model, tokenizer, encode, len(texts), batch_size=batch_size, epochs=epochs, lr=lr,
+                           progress=progress, out_dir=out_dir)  # fmt: skip
 
 
 @lru_cache(maxsize=2)
@@ -178,26 +192,17 @@ def finetune_tokens(
         backbone, num_labels=1 + 2 * num_types, local_files_only=True
     )
 
-    def batches() -> list:
-        order = list(range(len(texts)))
-        random.shuffle(order)
-        out = []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_LENGTH,
-                return_offsets_mapping=True, return_tensors="pt",
-            )  # fmt: skip
-            offsets = encoded.pop("offset_mapping").tolist()
-            encoded["labels"] = torch.tensor([_token_targets(o, spans[i]) for o, i in zip(offsets, chunk, strict=True)])
-            out.append(encoded)
-        return out
+    def encode(chunk: list[int]) -> Any:
+        encoded = tokenizer(
+            [texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_LENGTH,
+            return_offsets_mapping=True, return_tensors="pt",
+        )  # fmt: skip
+        offsets = encoded.pop("offset_mapping").tolist()
+        encoded["labels"] = torch.tensor([_token_targets(o, spans[i]) for o, i in zip(offsets, chunk, strict=True)])
+        return encoded
 
-    _train(model, batches, epochs, lr, progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return _train_and_save(model, tokenizer, encode, len(texts), batch_size=batch_size, epochs=epochs, lr=lr,
+                           progress=progress, out_dir=out_dir)  # fmt: skip
 
 
 def predict_tokens(model_dir: Path, texts: Sequence[str]) -> list[tuple[list[tuple[int, int, int]], np.ndarray]]:
