@@ -6,7 +6,9 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from .models import ImportJob, Item, ItemState, Label, Membership, Project, Role
@@ -118,8 +120,18 @@ def items_list(
         items = items.filter(gold_labels__label_id=label_id).distinct()
     query = query.strip()
     if query:
-        items = items.filter(Q(text__icontains=query) | Q(external_id=query))
+        items = items.filter(_text_contains(query) | Q(external_id=query))
     return items.order_by("id")
+
+
+def _text_contains(query: str) -> Q:
+    """Items whose text contains ``query``, ignoring case. On PostgreSQL the side table
+    ``projects_item_search`` carries the trigram index (migration 0005 says why)."""
+    if connection.vendor != "postgresql":
+        return Q(text__icontains=query)
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    matches = RawSQL("SELECT item_id FROM projects_item_search WHERE UPPER(text) LIKE UPPER(%s)", [pattern])
+    return Q(pk__in=matches)
 
 
 def item_get(*, project: Project, item_id: Any) -> Item:

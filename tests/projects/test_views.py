@@ -289,3 +289,25 @@ def test_export_download_streams_csv(cast):
         "id,external_id,text,metadata,is_gold,gold,state,consensus,consensus_confidence,annotation_count,annotations"
     )
     assert '"Hello, world","{""source"": ""web""}"' in body
+
+
+def test_text_search_follows_inserts_edits_and_deletes_and_takes_wildcards_literally(cast):
+    """On PostgreSQL the search reads a side table kept in step by triggers (migration
+    0005); on SQLite it reads the items. Both must answer the same."""
+    from apps.projects.selectors import items_list
+
+    Item.objects.bulk_create(Item(project=cast.project, text=f"Flood warning {n}") for n in range(3))
+    single = ItemFactory(project=cast.project, text="Heatwave: 100% sure, a_b test")
+    gone = ItemFactory(project=cast.project, text="Flood season over")
+
+    def found(query):
+        return sorted(items_list(project=cast.project, query=query).values_list("text", flat=True))
+
+    assert len(found("flood")) == 4
+    gone.delete()
+    Item.objects.filter(pk=single.pk).update(text="Cold snap: 100% sure, a_b test")
+
+    assert found("flood") == ["Flood warning 0", "Flood warning 1", "Flood warning 2"]
+    assert found("heatwave") == [] and found("COLD SNAP") == ["Cold snap: 100% sure, a_b test"]
+    assert found("100%") == ["Cold snap: 100% sure, a_b test"] and found("a_b") == found("100%")
+    assert found("%") == found("100%") and found("a%b") == [] and found("a_") == found("100%")
