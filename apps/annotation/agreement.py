@@ -15,6 +15,7 @@
 
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from itertools import combinations
 
 import krippendorff
@@ -94,13 +95,13 @@ def cohen_kappa_pairs(
     return pairs
 
 
-def span_f1(first: set[tuple[int, int, int]], second: set[tuple[int, int, int]]) -> float:
+def span_f1(first: AbstractSet[Hashable], second: AbstractSet[Hashable]) -> float:
     if not first and not second:
         return 1.0
     return 2 * len(first & second) / (len(first) + len(second))
 
 
-def span_agreement(units: Mapping[Hashable, Sequence[set[tuple[int, int, int]]]]) -> float | None:
+def span_agreement(units: Mapping[Hashable, Sequence[AbstractSet[Hashable]]]) -> float | None:
     """Mean pairwise span F1 over items with at least two answers."""
     scores = [span_f1(a, b) for answers in units.values() if len(answers) >= 2 for a, b in combinations(answers, 2)]
     return float(np.mean(scores)) if scores else None

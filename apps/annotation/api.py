@@ -3,8 +3,8 @@ and, for managers and reviewers, read the answers."""
 
 from typing import Any
 
-from django.contrib.auth.models import User
-from django.http import Http404
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -12,13 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projects import selectors as project_selectors
+from apps.projects.answers import LabelIndex, value_render
 from apps.projects.models import ConsolidationMethod, Project
-from apps.projects.selectors import ANNOTATE, REVIEW
-from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse, value_render
+from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
 from platform.drf import paginated
 
-from . import reports, selectors, services
-from .consolidation import consensus_override, consolidation_request
+from . import consensus, selectors, services
+from .exports import ExportError, export_response
 from .models import Annotation, Assignment, ConsolidationRun, ItemConsensus
 
 
@@ -36,13 +36,11 @@ class TaskOutput(serializers.Serializer):
         if suggestion is None:
             return None
         labels: LabelIndex = self.context["labels"]
-        parts = [p for p in suggestion.parts if p.get("label_id") in labels.by_id]
+        answer = selectors.suggestion_answer(suggestion, labels.by_id)
         return {
-            "labels": [labels.by_id[p["label_id"]].name for p in parts if p.get("start") is None],
+            "labels": [labels.by_id[p.label_id].name for p in answer if not p.is_span],
             "spans": [
-                {"start": p["start"], "end": p["end"], "label": labels.by_id[p["label_id"]].name}
-                for p in parts
-                if p.get("start") is not None
+                {"start": p.start, "end": p.end, "label": labels.by_id[p.label_id].name} for p in answer if p.is_span
             ],
             "confidence": suggestion.confidence,
             "source": suggestion.source,
@@ -92,15 +90,9 @@ class TaskSkipApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.TaskSkipInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            services.assignment_skip(
-                project=project,
-                annotator=request.user,
-                assignment_id=assignment_id,
-                reason=data.validated_data["reason"],
-            )
-        except services.SubmitRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        services.assignment_skip(
+            project=project, annotator=request.user, assignment_id=assignment_id, reason=data.validated_data["reason"]
+        )
         return Response({"skipped": True})
 
 
@@ -116,12 +108,12 @@ class AnnotationOutput(serializers.ModelSerializer):
         return annotation.annotator.get_username()
 
     def get_value(self, annotation: Annotation) -> Any:
-        # Parts the caller has at hand (a submit just made them) spare a query.
-        known = self.context.get("parts", {}).get(annotation.pk)
+        # An answer the caller has at hand (a submit just made it) spares a query.
+        known = self.context.get("answers", {}).get(annotation.pk)
         return value_render(
             project=self.context["project"],
             labels=self.context["labels"],
-            parts=known if known is not None else selectors.annotation_parts(annotation),
+            parts=known if known is not None else selectors.annotation_answer(annotation),
             text=annotation.item.text,
         )
 
@@ -143,16 +135,11 @@ class AnnotationListApi(APIView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        annotations = (
-            Annotation.objects.filter(project=project)
-            .select_related("annotator", "item")
-            .prefetch_related("labels")
-            .order_by("id")
+        annotations = selectors.annotations_list(
+            project=project,
+            item_id=request.query_params.get("item") or None,  # type: ignore[arg-type]
+            annotator=request.query_params.get("annotator", ""),
         )
-        if request.query_params.get("item"):
-            annotations = annotations.filter(item_id=request.query_params["item"])
-        if request.query_params.get("annotator"):
-            annotations = annotations.filter(annotator__username=request.query_params["annotator"])
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return paginated(request, self, annotations, AnnotationOutput, context=context)
 
@@ -171,19 +158,16 @@ class AnnotationListApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         labels = LabelIndex.for_project(project)
-        try:
-            result = services.annotation_submit(
-                project=project,
-                annotator=request.user,
-                assignment_id=values["assignment_id"],
-                value=values["value"],
-                submission_id=values["submission_id"],
-                duration_ms=values.get("duration_ms"),
-                labels=labels,
-            )
-        except services.SubmitRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        context = {"project": project, "labels": labels, "parts": {result.annotation.pk: result.parts}}
+        result = services.annotation_submit(
+            project=project,
+            annotator=request.user,
+            assignment_id=values["assignment_id"],
+            value=values["value"],
+            submission_id=values["submission_id"],
+            duration_ms=values.get("duration_ms"),
+            labels=labels,
+        )
+        context = {"project": project, "labels": labels, "answers": {result.annotation.pk: result.answer}}
         body: dict[str, Any] = {
             "annotation": AnnotationOutput(result.annotation, context=context).data,
             "repeated": not result.created,
@@ -205,13 +189,9 @@ class AnnotationDetailApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.AnnotationUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user: User = request.user  # type: ignore[assignment]
-        try:
-            annotation = services.annotation_update(
-                project=project, annotator=user, annotation_id=annotation_id, value=data.validated_data["value"]
-            )
-        except services.SubmitRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        annotation = services.annotation_update(
+            project=project, annotator=request.user, annotation_id=annotation_id, value=data.validated_data["value"]
+        )
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return Response(AnnotationOutput(annotation, context=context).data)
 
@@ -235,7 +215,7 @@ class ConsolidationListApi(APIView):
     @extend_schema(responses=ConsolidationRunOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return paginated(request, self, ConsolidationRun.objects.filter(project=project), ConsolidationRunOutput)
+        return paginated(request, self, selectors.consolidation_runs(project=project), ConsolidationRunOutput)
 
     @extend_schema(
         request=ConsolidationRequestInput,
@@ -246,7 +226,7 @@ class ConsolidationListApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         data = self.ConsolidationRequestInput(data=request.data)
         data.is_valid(raise_exception=True)
-        run = consolidation_request(project=project, method=data.validated_data.get("method", ""))
+        run = consensus.consolidation_request(project=project, method=data.validated_data.get("method", ""))
         run.refresh_from_db()
         return Response(ConsolidationRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -255,10 +235,7 @@ class ConsolidationDetailApi(APIView):
     @extend_schema(responses=ConsolidationRunOutput)
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        run = ConsolidationRun.objects.filter(project=project, pk=run_id).first()
-        if run is None:
-            raise Http404("No such consolidation in this project.")
-        return Response(ConsolidationRunOutput(run).data)
+        return Response(ConsolidationRunOutput(selectors.consolidation_get(project=project, run_id=run_id)).data)
 
 
 class AgreementReportApi(APIView):
@@ -274,12 +251,12 @@ class AgreementReportApi(APIView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        run = reports.latest_run(project=project)
+        run = selectors.consolidation_latest(project=project)
         return Response(
             {
                 "run": ConsolidationRunOutput(run).data if run else None,
                 "report": run.report if run else {},
-                "confidence_histogram": reports.confidence_histogram(project=project),
+                "confidence_histogram": selectors.confidence_histogram(project=project),
             }
         )
 
@@ -307,7 +284,7 @@ class AnnotatorReportApi(APIView):
     @extend_schema(responses=AnnotatorReportOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return Response(AnnotatorReportOutput(reports.annotator_rows(project=project), many=True).data)
+        return Response(AnnotatorReportOutput(selectors.annotator_rows(project=project), many=True).data)
 
 
 class ConsensusOutput(serializers.ModelSerializer):
@@ -319,9 +296,11 @@ class ConsensusOutput(serializers.ModelSerializer):
         fields = ["item", "value", "confidence", "posteriors", "method", "is_provisional", "reviewed_by", "reviewed_at"]
 
     def get_value(self, consensus: ItemConsensus) -> Any:
-        parts = [LabelPart(*part) for part in reports.consensus_parts(consensus)]
         return value_render(
-            project=self.context["project"], labels=self.context["labels"], parts=parts, text=consensus.item.text
+            project=self.context["project"],
+            labels=self.context["labels"],
+            parts=consensus.parts,
+            text=consensus.item.text,
         )
 
     def get_reviewed_by(self, consensus: ItemConsensus) -> str | None:
@@ -336,11 +315,9 @@ class ConsensusListApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         if request.query_params.get("disagreement") in ("1", "true", "yes"):
-            rows = reports.disagreements(project=project).select_related("reviewed_by")
+            rows = selectors.disagreements(project=project).select_related("reviewed_by")
         else:
-            rows = (
-                ItemConsensus.objects.filter(project=project).select_related("item", "reviewed_by").order_by("item_id")
-            )
+            rows = selectors.consensus_list(project=project)
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return paginated(request, self, rows, ConsensusOutput, context=context)
 
@@ -357,14 +334,26 @@ class ConsensusDetailApi(APIView):
         data = self.ConsensusOverrideInput(data=request.data)
         data.is_valid(raise_exception=True)
         labels = LabelIndex.for_project(project)
-        try:
-            parsed = value_parse(project=project, labels=labels, raw=data.validated_data["value"], text=item.text)
-        except InvalidValue as error:
-            return Response({"value": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
-        consensus = consensus_override(
+        settled = consensus.consensus_review(
+            project=project,
             item=item,
-            parts=[(p.start, p.end, p.label_id) for p in parsed],
             reviewer=request.user,
+            labels=labels,
+            value=data.validated_data["value"],
             note=data.validated_data["note"],
         )
-        return Response(ConsensusOutput(consensus, context={"project": project, "labels": labels}).data)
+        return Response(ConsensusOutput(settled, context={"project": project, "labels": labels}).data)
+
+
+class ExportApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        description="Stream every item of the project with its gold answer, annotations and consensus.",
+    )
+    def get(self, request: Request, project_id: int) -> StreamingHttpResponse | Response:
+        project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        try:
+            return export_response(project=project, fmt=request.query_params.get("format", "jsonl"))
+        except ExportError as error:
+            return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)

@@ -27,4 +27,5 @@ urlpatterns = [
         api.ConsensusDetailApi.as_view(),
         name="api-item-consensus",
     ),
+    path("projects/<int:project_id>/export/", api.ExportApi.as_view(), name="api-export"),
 ]

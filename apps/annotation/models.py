@@ -1,13 +1,20 @@
-"""Who works on which item (assignments, i.e. leases) and what they answered.
+"""Who works on which item (assignments, i.e. leases), what they answered, what the crowd's
+answers add up to (consensus, annotator quality, consolidation runs), and the pre-labels
+shown beside an item.
 
-An answer's parts are rows pointing at a Label, like gold answers, so label renames
-keep them and a used label cannot be deleted.
+An annotation's parts are rows pointing at a Label, like gold answers, so label renames
+keep them and a used label cannot be deleted. Consensus labels and suggestions keep their
+answer in an ``AnswerField`` (apps/projects/answers.py).
 """
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 
-from apps.projects.models import Item, JobState, Label, Project
+from apps.projects.answers import Answer, AnswerField
+from apps.projects.jobs import Job, one_active_per_project
+from apps.projects.models import Item, Label, Project
 
 
 class AssignmentState(models.TextChoices):
@@ -96,13 +103,12 @@ class AnnotationLabel(models.Model):
 class ItemConsensus(models.Model):
     """An item's consolidated answer: what training data and exports use.
 
-    ``parts`` are label parts (``{"label_id", "start", "end"}``); ``posteriors`` maps
-    label ids to probabilities where the method gives them. A reviewer's answer is
-    kept as it is by every later consolidation."""
+    ``parts`` is the answer; ``posteriors`` maps label ids to probabilities where the
+    method gives them. A reviewer's answer is kept as it is by every later consolidation."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus")
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="consensus")
-    parts = models.JSONField(default=list)
+    parts = AnswerField(default=Answer)
     confidence = models.FloatField(null=True, blank=True)
     posteriors = models.JSONField(default=dict, blank=True)
     method = models.CharField(max_length=40)
@@ -148,11 +154,13 @@ class AnnotatorQuality(models.Model):
         return f"quality of {self.annotator_id} in project {self.project_id}"
 
 
-class ConsolidationRun(models.Model):
+class ConsolidationRun(Job):
     """One full consolidation of a project. At most one is queued or running at a time."""
 
+    # Consolidation beats between its stages; one stage (the aggregation) can take minutes.
+    stale_after = timedelta(minutes=30)
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consolidation_runs")
-    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     requested_method = models.CharField(max_length=40)
     method = models.CharField(max_length=40, blank=True, help_text="The method used (auto's choice).")
     choice_scores = models.JSONField(default=dict, blank=True)
@@ -161,20 +169,26 @@ class ConsolidationRun(models.Model):
     annotations = models.PositiveIntegerField(default=0)
     # Agreement figures computed with the run, for the reports (see apps/annotation/reports.py).
     report = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project"],
-                condition=models.Q(state__in=["queued", "running"]),
-                name="one_active_consolidation_per_project",
-            )
-        ]
+    class Meta(Job.Meta):
+        constraints = [one_active_per_project("one_active_consolidation_per_project")]
 
     def __str__(self) -> str:
         return f"consolidation {self.pk} of project {self.project_id} ({self.state})"
+
+
+class Suggestion(models.Model):
+    """A suggested answer for an item (a pre-label), shown to annotators: a model's guess
+    today; labelling functions and imported predictions are sources too.
+
+    ``scores`` maps label ids to probabilities where the source gives them."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="suggestion")
+    parts = AnswerField(default=Answer)
+    confidence = models.FloatField(null=True, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=100, help_text="What made it, e.g. a model version.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"suggestion for item {self.item_id} from {self.source}"

@@ -9,12 +9,13 @@ reason and can unblock; gold answers given before the unblock no longer count.
 from collections import defaultdict
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser
 
-from apps.projects.models import GoldLabel, Membership, Project, Role
+from apps.projects.answers import Answer, LabelPart, answer_score
+from apps.projects.models import Membership, Project, Role
+from apps.projects.selectors import gold_answers
 from apps.projects.services import membership_block
 
-from .consolidation import Part, answer_score
 from .models import Annotation, AnnotationLabel
 
 
@@ -23,7 +24,7 @@ def gold_scores(*, project: Project, annotator_ids: list[int] | None = None) -> 
     answers = Annotation.objects.filter(project=project, is_gold=True)
     if annotator_ids is not None:
         answers = answers.filter(annotator_id__in=annotator_ids)
-    given: dict[int, list[Part]] = defaultdict(list)
+    given: dict[int, list[LabelPart]] = defaultdict(list)
     meta = {
         pk: (annotator, item, at)
         for pk, annotator, item, at in answers.values_list("pk", "annotator_id", "item_id", "created_at")
@@ -31,15 +32,12 @@ def gold_scores(*, project: Project, annotator_ids: list[int] | None = None) -> 
     for annotation_id, start, end, label_id in AnnotationLabel.objects.filter(annotation__in=answers).values_list(
         "annotation_id", "start", "end", "label_id"
     ):
-        given[annotation_id].append((start, end, label_id))
-    truth: dict[int, list[Part]] = defaultdict(list)
-    for item_id, start, end, label_id in GoldLabel.objects.filter(
-        item_id__in={item for _, item, _ in meta.values()}
-    ).values_list("item_id", "start", "end", "label_id"):
-        truth[item_id].append((start, end, label_id))
+        given[annotation_id].append(LabelPart(start, end, label_id))
+    truth = gold_answers(project=project, item_ids={item for _, item, _ in meta.values()})
     scores: dict[int, list[tuple[Any, float]]] = defaultdict(list)
     for pk, (annotator, item, at) in meta.items():
-        scores[annotator].append((at, answer_score(project.task_type, given[pk], truth[item])))
+        score = answer_score(project.task_type, Answer(given[pk]), truth.get(item, Answer()))
+        scores[annotator].append((at, score))
     return scores
 
 
@@ -47,7 +45,7 @@ def gold_accuracy(scores: list[tuple[Any, float]]) -> float | None:
     return sum(score for _, score in scores) / len(scores) if scores else None
 
 
-def annotator_quality_check(*, project: Project, annotator: User) -> Membership | None:
+def annotator_quality_check(*, project: Project, annotator: AbstractBaseUser) -> Membership | None:
     return _check(project, [annotator.pk]).get(annotator.pk)
 
 

@@ -1,23 +1,40 @@
-"""Reads for the annotator workspace and the manager's dashboard."""
+"""Reads of the annotation app: the workspace, the manager's dashboard, answers and their
+consensus, the reports and the review pages, and the API's lists."""
 
 import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from apps.learning.models import Suggestion
-from apps.projects.models import Item, ItemState, Project
-from apps.projects.values import LabelPart
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.jobs import JobState
+from apps.projects.models import BlockedAnswers, Item, ItemState, Label, Membership, Project
 
-from .models import Annotation, Assignment, AssignmentState
+from .models import (
+    Annotation,
+    AnnotationLabel,
+    AnnotatorQuality,
+    Assignment,
+    AssignmentState,
+    ConsolidationRun,
+    ItemConsensus,
+    Suggestion,
+)
 
 ITEMS_LEFT_CACHE_SECONDS = 30
+CONFIDENCE_BINS = 10
+
+
+# --- the workspace -------------------------------------------------------------------------------
 
 
 def items_left(*, project: Project) -> int:
@@ -31,18 +48,19 @@ def items_left(*, project: Project) -> int:
     return int(left)
 
 
-def annotator_progress(*, project: Project, annotator: User, since: datetime | None) -> dict[str, int]:
+def annotator_progress(*, project: Project, annotator: AbstractBaseUser, since: datetime | None) -> dict[str, int]:
     counts = Annotation.objects.filter(project=project, annotator=annotator).aggregate(
         total=Count("id"), session=Count("id", filter=Q(created_at__gte=since) if since else Q(pk__in=[]))
     )
     return {"total": counts["total"], "session": counts["session"], "left": items_left(project=project)}
 
 
-def annotation_parts(annotation: Annotation) -> list[LabelPart]:
-    return [LabelPart(row.start, row.end, row.label_id) for row in annotation.labels.all()]
+def annotation_answer(annotation: Annotation) -> Answer:
+    """An annotation's answer (from its prefetched parts when they were prefetched)."""
+    return Answer.of_rows(annotation.labels.all())
 
 
-def recent_annotations(*, project: Project, annotator: User, limit: int = 5) -> list[Annotation]:
+def recent_annotations(*, project: Project, annotator: AbstractBaseUser, limit: int = 5) -> list[Annotation]:
     return list(
         Annotation.objects.filter(project=project, annotator=annotator)
         .select_related("item", "item__suggestion")
@@ -51,7 +69,7 @@ def recent_annotations(*, project: Project, annotator: User, limit: int = 5) -> 
     )
 
 
-def annotation_get(*, project: Project, annotator: User, annotation_id: Any) -> Annotation:
+def annotation_get(*, project: Project, annotator: AbstractBaseUser, annotation_id: Any) -> Annotation:
     """One of the annotator's own answers in this project; anything else is a 404."""
     try:
         return (
@@ -63,12 +81,30 @@ def annotation_get(*, project: Project, annotator: User, annotation_id: Any) -> 
         raise Http404("No such answer of yours in this project.") from None
 
 
+def assignment_get(*, project: Project, annotator: AbstractBaseUser, assignment_id: Any) -> Assignment:
+    """One of this annotator's assignments in this project; anything else is a 404."""
+    try:
+        return Assignment.objects.select_related("item").get(
+            pk=int(assignment_id), project=project, annotator=annotator
+        )
+    except (Assignment.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such assignment for you in this project.") from None
+
+
 def item_suggestion(*, item: Item) -> Suggestion | None:
     """The item's suggestion; free when the item was loaded with select_related."""
     try:
-        return item.suggestion
+        return item.suggestion  # type: ignore[attr-defined]
     except Suggestion.DoesNotExist:
         return None
+
+
+def suggestion_answer(suggestion: Suggestion | None, labels: Iterable[int]) -> Answer:
+    """A suggestion's answer without labels the project no longer has."""
+    return suggestion.parts.only_labels(labels) if suggestion is not None else Answer()
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
 
 
 def budget_summary(*, project: Project) -> dict[str, Any]:
@@ -103,11 +139,19 @@ def annotations_per_day(*, project: Project, days: int = 30) -> list[dict[str, A
 
 
 def annotator_stats(*, project: Project) -> list[dict[str, Any]]:
-    """Per annotator: answers, gold answers, skips, median seconds per item, last active."""
+    """Per annotator: answers, gold answers, skips, median seconds per item, last active,
+    and whether (and why) they are blocked."""
+    membership = Membership.objects.filter(project=project, user=OuterRef("annotator_id"))
     rows = (
         Annotation.objects.filter(project=project)
         .values("annotator_id", "annotator__username")
-        .annotate(count=Count("id"), gold=Count("id", filter=Q(is_gold=True)), last=Max("created_at"))
+        .annotate(
+            count=Count("id"),
+            gold=Count("id", filter=Q(is_gold=True)),
+            last=Max("created_at"),
+            blocked=Subquery(membership.values("is_blocked")[:1]),
+            blocked_reason=Subquery(membership.values("blocked_reason")[:1]),
+        )
         .order_by("-count")
     )
     skips = dict(
@@ -116,14 +160,7 @@ def annotator_stats(*, project: Project) -> list[dict[str, Any]]:
         .annotate(n=Count("id"))
         .values_list("annotator_id", "n")
     )
-    durations: dict[int, list[int]] = {}
-    for annotator_id, duration in (
-        Annotation.objects.filter(project=project, duration_ms__isnull=False)
-        .order_by("-id")
-        .values_list("annotator_id", "duration_ms")[:50_000]
-    ):
-        if duration is not None:
-            durations.setdefault(annotator_id, []).append(duration)
+    durations = _durations(project, limit=50_000)
     return [
         {
             "annotator_id": row["annotator_id"],
@@ -135,6 +172,223 @@ def annotator_stats(*, project: Project) -> list[dict[str, Any]]:
                 statistics.median(durations[row["annotator_id"]]) / 1000 if row["annotator_id"] in durations else None
             ),
             "last": row["last"],
+            "blocked": bool(row["blocked"]),
+            "blocked_reason": row["blocked_reason"] or "",
         }
         for row in rows
     ]
+
+
+def _durations(project: Project, limit: int) -> dict[int, list[int]]:
+    """Time per answer, by annotator, over the project's latest ``limit`` answers."""
+    durations: dict[int, list[int]] = defaultdict(list)
+    for annotator_id, duration in (
+        Annotation.objects.filter(project=project, duration_ms__isnull=False)
+        .order_by("-id")
+        .values_list("annotator_id", "duration_ms")[:limit]
+    ):
+        if duration is not None:
+            durations[annotator_id].append(duration)
+    return durations
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class GivenAnswer:
+    """One annotator's answer to one item, as consolidation and the reports read them."""
+
+    item_id: int
+    annotator_id: int
+    answer: Answer
+
+
+def given_answers(*, project: Project, item_ids: Iterable[int] | None = None) -> list[GivenAnswer]:
+    """The project's answers (or those to these items) to consolidate: without those of
+    blocked annotators when the project excludes them."""
+    annotations = Annotation.objects.filter(project=project)
+    if item_ids is not None:
+        annotations = annotations.filter(item_id__in=list(item_ids))
+    if project.blocked_answers == BlockedAnswers.EXCLUDE:
+        blocked = Membership.objects.filter(project=project, is_blocked=True).values("user_id")
+        annotations = annotations.exclude(annotator_id__in=blocked)
+    given = {
+        pk: (item_id, annotator_id, [])
+        for pk, item_id, annotator_id in annotations.values_list("pk", "item_id", "annotator_id")
+    }
+    rows = AnnotationLabel.objects.filter(annotation__in=annotations).values_list(
+        "annotation_id", "start", "end", "label_id"
+    )
+    for annotation_id, start, end, label_id in rows.iterator(chunk_size=20_000):
+        if annotation_id in given:
+            given[annotation_id][2].append(LabelPart(start, end, label_id))
+    return [GivenAnswer(item_id, annotator_id, Answer(parts)) for item_id, annotator_id, parts in given.values()]
+
+
+def item_annotations(*, item: Item) -> list[dict[str, Any]]:
+    """An item's annotations, oldest first, each with its annotator's name and answer."""
+    rows = Annotation.objects.filter(item=item).select_related("annotator").prefetch_related("labels").order_by("id")
+    return [
+        {
+            "annotation": annotation,
+            "annotator": annotation.annotator.get_username(),
+            "answer": annotation_answer(annotation),
+        }
+        for annotation in rows
+    ]
+
+
+def item_annotation_get(*, item: Item, annotation_id: Any) -> Annotation:
+    """One annotation of this item (a reviewer takes it as the final answer); else a 404."""
+    try:
+        return (
+            Annotation.objects.select_related("annotator")
+            .prefetch_related("labels")
+            .get(item=item, pk=int(annotation_id))
+        )
+    except (Annotation.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such answer to this item.") from None
+
+
+def annotations_list(*, project: Project, item_id: int | None = None, annotator: str = "") -> QuerySet[Annotation]:
+    """The project's annotations for the API, oldest first, filtered by item or annotator name."""
+    annotations = (
+        Annotation.objects.filter(project=project)
+        .select_related("annotator", "item")
+        .prefetch_related("labels")
+        .order_by("id")
+    )
+    if item_id is not None:
+        annotations = annotations.filter(item_id=item_id)
+    if annotator:
+        annotations = annotations.filter(annotator__username=annotator)
+    return annotations
+
+
+def answers_count(*, project: Project, label: Label | None = None) -> int:
+    """How many annotations the project holds, or how many choose ``label``."""
+    if label is None:
+        return Annotation.objects.filter(project=project).count()
+    return AnnotationLabel.objects.filter(label=label).values("annotation_id").distinct().count()
+
+
+# --- consensus ---------------------------------------------------------------------------------------
+
+
+def consensus_get(*, item: Item) -> ItemConsensus | None:
+    return ItemConsensus.objects.filter(item=item).select_related("reviewed_by").first()
+
+
+def consensus_list(*, project: Project) -> QuerySet[ItemConsensus]:
+    return ItemConsensus.objects.filter(project=project).select_related("item", "reviewed_by").order_by("item_id")
+
+
+def consensus_for_training(*, project: Project) -> list[tuple[int, Answer, float]]:
+    """Consolidated human labels of non-gold items: (item id, answer, confidence). Model
+    labels are left out: a model never trains on its own guesses."""
+    rows = (
+        ItemConsensus.objects.filter(project=project, is_model_label=False, item__is_gold=False)
+        .order_by("item_id")
+        .values_list("item_id", "parts", "confidence")
+    )
+    return [(item_id, answer, confidence if confidence is not None else 1.0) for item_id, answer, confidence in rows]
+
+
+def disagreements(*, project: Project) -> QuerySet[ItemConsensus]:
+    """Consolidated non-gold items with two answers or more, least sure first, that no
+    reviewer has settled yet."""
+    return (
+        ItemConsensus.objects.filter(
+            project=project, reviewed_at__isnull=True, item__is_gold=False, item__annotation_count__gte=2
+        )
+        .select_related("item")
+        .order_by("confidence", "item_id")
+    )
+
+
+def item_next_disagreement(*, project: Project, after: Item) -> ItemConsensus | None:
+    return disagreements(project=project).exclude(item=after).first()
+
+
+def confidence_histogram(*, project: Project) -> list[int]:
+    """How many non-gold items have a consensus with confidence in each tenth."""
+    bins = [0] * CONFIDENCE_BINS
+    for confidence in ItemConsensus.objects.filter(project=project, item__is_gold=False).values_list(
+        "confidence", flat=True
+    ):
+        if confidence is not None:
+            bins[min(int(confidence * CONFIDENCE_BINS), CONFIDENCE_BINS - 1)] += 1
+    return bins
+
+
+# --- consolidation runs and annotator quality -----------------------------------------------------------
+
+
+def consolidation_latest(*, project: Project) -> ConsolidationRun | None:
+    return ConsolidationRun.objects.filter(project=project, state=JobState.SUCCEEDED).first()
+
+
+def consolidation_active(*, project: Project) -> ConsolidationRun | None:
+    return ConsolidationRun.objects.filter(project=project).active().first()  # type: ignore[attr-defined]
+
+
+def consolidation_runs(*, project: Project) -> QuerySet[ConsolidationRun]:
+    return ConsolidationRun.objects.filter(project=project)
+
+
+def consolidation_get(*, project: Project, run_id: Any) -> ConsolidationRun:
+    try:
+        return ConsolidationRun.objects.get(project=project, pk=int(run_id))
+    except (ConsolidationRun.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such consolidation in this project.") from None
+
+
+def qualities(*, project: Project) -> dict[int, AnnotatorQuality]:
+    return {quality.annotator_id: quality for quality in AnnotatorQuality.objects.filter(project=project)}
+
+
+def annotator_rows(*, project: Project) -> list[dict[str, Any]]:
+    """Per annotator: answers, gold accuracy, agreement with consensus, skill, median
+    time, confusion matrix and whether (and why) they are blocked."""
+    labels = {label.pk: label.name for label in project.labels.all()}
+    quality = qualities(project=project)
+    memberships = {m.user_id: m for m in Membership.objects.filter(project=project)}
+    durations = _durations(project, limit=100_000)
+    counts = (
+        Annotation.objects.filter(project=project)
+        .values("annotator_id", "annotator__username")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    rows = []
+    for row in counts:
+        annotator_id = row["annotator_id"]
+        q = quality.get(annotator_id)
+        rows.append(
+            {
+                "annotator_id": annotator_id,
+                "username": row["annotator__username"],
+                "answers": row["n"],
+                "gold_answered": q.gold_answered if q else 0,
+                "gold_accuracy": q.gold_accuracy if q else None,
+                "agreement": q.agreement if q else None,
+                "skill": q.skill if q else None,
+                "median_seconds": statistics.median(durations[annotator_id]) / 1000
+                if durations[annotator_id]
+                else None,
+                "confusion": _confusion_table(q.confusion if q else {}, labels),
+                "membership": memberships.get(annotator_id),
+            }
+        )
+    return rows
+
+
+def _confusion_table(confusion: dict[str, dict[str, float]], labels: dict[int, str]) -> dict[str, Any] | None:
+    if not confusion:
+        return None
+    ids = [label_id for label_id in labels if str(label_id) in confusion]
+    return {
+        "labels": [labels[i] for i in ids],
+        "rows": [[confusion.get(str(true), {}).get(str(given), 0.0) for given in ids] for true in ids],
+    }

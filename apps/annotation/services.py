@@ -40,13 +40,15 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from apps.learning.services import labels_counted
+from apps.projects.answers import Answer, InvalidValue, LabelIndex, value_parse
 from apps.projects.models import Item, ItemState, Membership, Project
-from apps.projects.values import InvalidValue, LabelIndex, LabelPart, value_parse
+from platform.errors import Conflict
 
-from .consolidation import consensus_provisional, consolidation_request
+from . import events
+from .consensus import consensus_provisional, consolidation_request
 from .models import Annotation, AnnotationLabel, Assignment, AssignmentState
 from .quality import annotator_quality_check
+from .selectors import annotation_answer, assignment_get
 
 # How many of their latest answers an annotator may still change.
 EDITABLE_RECENT = 5
@@ -90,11 +92,12 @@ class NextTask:
 class SubmitResult:
     annotation: Annotation
     created: bool
-    parts: list[LabelPart]
+    answer: Answer
 
 
-class SubmitRefused(Exception):
-    """A submit that cannot be taken; nothing was changed. The message says why."""
+class SubmitRefused(Conflict):
+    """A submit (or skip, or change) that cannot be taken; nothing was changed. The message
+    says why."""
 
 
 def _is_blocked(project: Project, user: User) -> bool:
@@ -280,16 +283,6 @@ def _assignment_lock(project: Project, annotator: User, assignment_id: Any) -> t
     return Assignment.objects.select_for_update().get(pk=assignment.pk), item
 
 
-def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> Assignment:
-    """One of this annotator's assignments in this project; anything else is a 404."""
-    try:
-        return Assignment.objects.select_related("item").get(
-            pk=int(assignment_id), project=project, annotator=annotator
-        )
-    except (Assignment.DoesNotExist, TypeError, ValueError):
-        raise Http404("No such assignment for you in this project.") from None
-
-
 def _believable_duration(duration_ms: Any, assignment: Assignment, now: Any) -> int:
     """The client's measure of time spent when plausible, else the lease's age."""
     lease_age = int((now - assignment.leased_at).total_seconds() * 1000)
@@ -302,7 +295,7 @@ def _believable_duration(duration_ms: Any, assignment: Assignment, now: Any) -> 
     return min(lease_age, MAX_BELIEVABLE_DURATION_MS)
 
 
-def _parts(project: Project, item: Item, value: Any, labels: LabelIndex | None = None) -> list[LabelPart]:
+def _answer(project: Project, item: Item, value: Any, labels: LabelIndex | None = None) -> Answer:
     try:
         labels = labels if labels is not None else LabelIndex.for_project(project)
         return value_parse(project=project, labels=labels, raw=value, text=item.text)
@@ -323,8 +316,7 @@ def _existing_answer(annotator: User, submission_id: uuid.UUID) -> Annotation | 
 
 
 def _repeated(annotation: Annotation) -> SubmitResult:
-    parts = [LabelPart(row.start, row.end, row.label_id) for row in annotation.labels.all()]
-    return SubmitResult(annotation, created=False, parts=parts)
+    return SubmitResult(annotation, created=False, answer=annotation_answer(annotation))
 
 
 def annotation_submit(
@@ -377,7 +369,7 @@ def _submit(
         return _repeated(Annotation.objects.get(assignment=assignment))
     if assignment.state == AssignmentState.SKIPPED:
         raise SubmitRefused("You skipped this item, so it cannot take an answer from you now.")
-    parts = _parts(project, item, value, labels)
+    answer = _answer(project, item, value, labels)
     lease_live = assignment.state == AssignmentState.LEASED and assignment.expires_at > now
     if not lease_live:
         room = _item_has_room(project, item, assignment) and (
@@ -397,9 +389,7 @@ def _submit(
         is_gold=item.is_gold,
         duration_ms=_believable_duration(duration_ms, assignment, now),
     )
-    AnnotationLabel.objects.bulk_create(
-        AnnotationLabel(annotation=annotation, label_id=part.label_id, start=part.start, end=part.end) for part in parts
-    )
+    _parts_write(annotation, answer)
     held_lease = assignment.state == AssignmentState.LEASED
     assignment.state, assignment.finished_at = AssignmentState.SUBMITTED, now
     assignment.save(update_fields=["state", "finished_at"])
@@ -418,7 +408,14 @@ def _submit(
     )
     if project.pending_consolidation + 1 >= project.consolidate_every:
         transaction.on_commit(lambda: consolidation_request(project=project))
-    return SubmitResult(annotation, created=True, parts=parts)
+    return SubmitResult(annotation, created=True, answer=answer)
+
+
+def _parts_write(annotation: Annotation, answer: Answer) -> None:
+    AnnotationLabel.objects.bulk_create(
+        AnnotationLabel(annotation=annotation, label_id=part.label_id, start=part.start, end=part.end)
+        for part in answer
+    )
 
 
 def item_on_complete(*, project: Project, item: Item) -> None:
@@ -439,7 +436,7 @@ def item_on_complete(*, project: Project, item: Item) -> None:
         return
     item.state = ItemState.COMPLETE
     item.save(update_fields=["state"])
-    labels_counted(project=project, new=1)
+    events.items_completed.send(sender=Item, project=project, count=1)
 
 
 @transaction.atomic
@@ -486,10 +483,15 @@ def annotation_update(*, project: Project, annotator: User, annotation_id: Any, 
         raise SubmitRefused(
             f"Only your last {EDITABLE_RECENT} answers can be changed, and only until their items are consolidated."
         )
-    parts = _parts(project, annotation.item, value)
+    answer = _answer(project, annotation.item, value)
     annotation.labels.all().delete()
-    AnnotationLabel.objects.bulk_create(
-        AnnotationLabel(annotation=annotation, label_id=part.label_id, start=part.start, end=part.end) for part in parts
-    )
+    _parts_write(annotation, answer)
     annotation.save(update_fields=["updated_at"])
     return annotation
+
+
+def project_answers_delete(*, project: Project) -> None:
+    """Delete every annotation's parts in the project, in one statement: they protect the
+    project's labels, which the project's deletion is about to take (projects sends
+    ``project_deleting`` first)."""
+    AnnotationLabel.objects.filter(annotation__project=project).delete()

@@ -15,4 +15,6 @@ urlpatterns = [
     path("projects/<int:project_id>/consolidate/", views.consolidate, name="consolidate"),
     path("projects/<int:project_id>/review/<int:item_id>/", views.review, name="review"),
     path("projects/<int:project_id>/members/<int:membership_id>/unblock/", views.unblock, name="unblock"),
+    path("projects/<int:project_id>/export/", views.export, name="export"),
+    path("projects/<int:project_id>/export/<str:fmt>/", views.export_download, name="export_download"),
 ]

@@ -1,9 +1,5 @@
 """REST API of the learning side: predictions, training runs, versions, stream intake."""
 
-from typing import Any
-
-from django.core.exceptions import ValidationError
-from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,13 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projects import selectors as project_selectors
-from apps.projects.imports import _row_validate  # noqa: PLC2701  (the import's row rules apply to streamed items)
-from apps.projects.readers import SourceRow
 from apps.projects.selectors import MANAGE, REVIEW
-from apps.projects.values import InvalidValue, LabelIndex
 from platform.drf import paginated
 
-from . import services, serving
+from . import selectors, services, serving
 from .models import ModelVersion, TrainingRun
 from .streaming import stream_items_create
 
@@ -59,9 +52,7 @@ class TrainingRunListApi(APIView):
     @extend_schema(responses=TrainingRunOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return paginated(
-            request, self, TrainingRun.objects.filter(project=project).select_related("version"), TrainingRunOutput
-        )
+        return paginated(request, self, selectors.training_runs(project=project), TrainingRunOutput)
 
     @extend_schema(
         request=None, responses={202: TrainingRunOutput}, description="Queue a training run (or get the active one)."
@@ -77,10 +68,7 @@ class TrainingRunDetailApi(APIView):
     @extend_schema(responses=TrainingRunOutput)
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        run = TrainingRun.objects.filter(project=project, pk=run_id).select_related("version").first()
-        if run is None:
-            raise Http404("No such training run in this project.")
-        return Response(TrainingRunOutput(run).data)
+        return Response(TrainingRunOutput(selectors.training_run_get(project=project, run_id=run_id)).data)
 
 
 class ModelVersionOutput(serializers.ModelSerializer):
@@ -90,18 +78,11 @@ class ModelVersionOutput(serializers.ModelSerializer):
                   "hyperparameters", "train_size", "created_at", "promoted_at", "pruned_at"]  # fmt: skip
 
 
-def _version(project: Any, number: int) -> ModelVersion:
-    version = ModelVersion.objects.filter(project=project, number=number).first()
-    if version is None:
-        raise Http404("No such model version in this project.")
-    return version
-
-
 class ModelVersionListApi(APIView):
     @extend_schema(responses=ModelVersionOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return paginated(request, self, ModelVersion.objects.filter(project=project), ModelVersionOutput)
+        return paginated(request, self, selectors.versions(project=project), ModelVersionOutput)
 
 
 class ModelVersionDetailApi(APIView):
@@ -111,14 +92,14 @@ class ModelVersionDetailApi(APIView):
     @extend_schema(responses=ModelVersionOutput)
     def get(self, request: Request, project_id: int, number: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return Response(ModelVersionOutput(_version(project, number)).data)
+        return Response(ModelVersionOutput(selectors.version_get(project=project, number=number)).data)
 
     @extend_schema(
         request=VersionChangeInput, responses=ModelVersionOutput, description="Promote (roll back to), pin or unpin."
     )
     def post(self, request: Request, project_id: int, number: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        version = _version(project, number)
+        version = selectors.version_get(project=project, number=number)
         data = self.VersionChangeInput(data=request.data)
         data.is_valid(raise_exception=True)
         action = data.validated_data["action"]
@@ -148,24 +129,5 @@ class StreamApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.StreamInput(data=request.data)
         data.is_valid(raise_exception=True)
-        labels = LabelIndex.for_project(project)
-        rows, problems = [], []
-        for position, raw in enumerate(data.validated_data["items"], start=1):
-            source = SourceRow(
-                row=position, text=raw.get("text"), external_id=raw.get("id"), metadata=raw.get("metadata") or {}
-            )
-            try:
-                valid = _row_validate(source, project, labels)
-            except InvalidValue as error:
-                problems.append({"row": position, "message": str(error)})
-                continue
-            rows.append({"text": valid.text, "external_id": valid.external_id, "metadata": valid.metadata})
-        if problems:
-            raise ValidationError({"items": [f"item {p['row']}: {p['message']}" for p in problems]})
-        try:
-            items = stream_items_create(project=project, rows=rows)
-        except Exception as error:  # a repeated external id
-            if "external" in str(error).lower() or "unique" in str(error).lower():
-                raise ValidationError({"items": "An item with one of these ids exists already."}) from None
-            raise
+        items = stream_items_create(project=project, rows=data.validated_data["items"])
         return Response({"item_ids": [item.pk for item in items]}, status=status.HTTP_202_ACCEPTED)

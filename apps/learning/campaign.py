@@ -7,18 +7,24 @@ labels, flipped with probability ``noise``), until ``budget`` labels are spent. 
 every round the head is scored on the held-out test set.
 
 It uses the same embeddings, features, heads and strategies as a project's workers,
-so its figures are the product's figures. Used by ``bench/active_learning.py`` and the
-``simulate`` management command.
+so its figures are the product's figures. ``campaigns_report`` runs the whole comparison
+and prints it: ``bench/active_learning.py`` and the ``simulate`` management command both
+call it.
 """
 
+import csv
+import hashlib
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from sklearn.metrics import f1_score
 
-from . import strategies
+from . import embeddings, strategies
 from .features import base_sample, smooth
 from .heads import DEFAULT_C, committee_fit, head_fit
 
@@ -137,3 +143,193 @@ def mean_curve(results: Sequence[Result]) -> list[tuple[int, float, float]]:
         )
         for n in sorted(shared)
     ]
+
+
+# --- the report: every strategy on one pool and test set -------------------------------------------
+
+CHECKPOINTS = (100, 200, 500, 1000)
+DEFAULT_STRATEGIES = (
+    "random,least_confidence,margin,entropy,committee,bald,expected_model_change,diversity,boundary,mix"
+)
+
+
+@dataclass
+class CampaignOptions:
+    pool: Path  # CSV with a header ``label,text``
+    test: Path  # the same shape
+    cache: Path  # where embeddings are kept, by content
+    plot: Path  # the curves, as a PNG
+    budget: int = 1000
+    batch: int = 50
+    start: int = 50
+    seeds: str = "0,1,2"
+    noise: float = 0.0  # share of wrong answers from the simulated annotators
+    strategies: str = DEFAULT_STRATEGIES
+    cores: int | None = None
+    round_items: int = 100_000  # pool size for the round timing
+
+
+def read(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["text"] for row in rows], [row["label"] for row in rows]
+
+
+def embedded(texts: list[str], cache: Path, quantize: bool) -> tuple[np.ndarray, float]:
+    """Embeddings of ``texts`` (cached on disk by content), and texts per second when computed."""
+    digest = hashlib.sha256(("\n".join(texts) + str(quantize)).encode()).hexdigest()[:16]
+    path = cache / f"{digest}.npy"
+    if path.exists():
+        return np.load(path), float("nan")
+    backbone = embeddings.backbone_load(quantize=quantize)
+    embeddings.embed(backbone, texts[:32])  # warm up
+    started = time.perf_counter()
+    vectors = embeddings.embed(backbone, texts)
+    rate = len(texts) / (time.perf_counter() - started)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors, rate
+
+
+def round_time(pool: np.ndarray, labels: np.ndarray, size: int = 100_000, labelled: int = 1000) -> dict[str, float]:
+    """One round on ``size`` cached items: fit the head on ``labelled`` labels, score all, pick 50."""
+    rng = np.random.default_rng(0)
+    big = pool[rng.integers(0, len(pool), size)] + rng.normal(0, 0.01, (size, pool.shape[1])).astype(np.float32)
+    big /= np.linalg.norm(big, axis=1, keepdims=True)
+    answers = labels[rng.integers(0, len(labels), size)]
+    started = time.perf_counter()
+    features = smooth(big, base_sample(big))
+    smoothing = time.perf_counter() - started
+    started = time.perf_counter()
+    taken = rng.choice(size, labelled, replace=False)
+    head = head_fit(features[taken], answers[taken], c=DEFAULT_C)
+    probs = head.predict_proba(features)
+    scores = strategies.margin(probs)
+    top = np.argpartition(-scores, min(500, size - 1))[:500]
+    strategies.select_batch(scores[top], features[top], 50)
+    return {"round": time.perf_counter() - started, "smoothing_once": smoothing}
+
+
+def plans(options: "CampaignOptions") -> list[Plan]:
+    common = {"start": options.start, "batch": options.batch, "budget": options.budget}
+    chosen = [
+        Plan("baseline: raw embeddings + LR, margin", "margin", smoothed=False, **common),
+        Plan("random (raw embeddings)", "random", smoothed=False, **common),
+    ]
+    for name in options.strategies.split(","):
+        weights = {"margin": 0.7, "diversity": 0.2, "random": 0.1} if name == "mix" else None
+        chosen.append(Plan(f"Quorum: {name}", name, smoothed=True, weights=weights, **common))
+    return chosen
+
+
+def plot(path: Path, rows: list[tuple[str, list]], target: float) -> None:
+    # deferred: matplotlib loads only when a campaign report draws its curves
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # deferred, as matplotlib
+
+    figure, axis = plt.subplots(figsize=(9, 5.5), dpi=120)
+    for name, curve in rows:
+        style = "--" if "baseline" in name or "raw" in name else "-"
+        axis.plot([n for n, _, _ in curve], [100 * a for _, a, _ in curve], style, label=name, linewidth=1.6)
+    axis.axhline(100 * target, color="grey", linewidth=0.8, linestyle=":", label=f"target {100 * target:.1f}%")
+    axis.set_xlabel("labels")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("Active learning on AG News (mean of seeds)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def campaigns_report(options: CampaignOptions, out: TextIO = sys.stdout) -> None:
+    """1. Embed both sets with the default backbone (and measure texts/s, fp32 and int8);
+    2. run a campaign per strategy with simulated annotators, averaged over the seeds,
+       printing accuracy and macro-F1 after every batch;
+    3. print, per strategy, the labels needed to reach 98% of the accuracy of a model
+       trained on the whole pool and the saving against random sampling; the reference
+       row is the afternoon baseline (raw mean-pooled embeddings, logistic regression,
+       margin); the target is 98% of that baseline's whole-pool accuracy;
+    4. time one active-learning round on ``round_items`` cached items, and draw the curves."""
+
+    def say(text: str = "") -> None:
+        out.write(f"{text}\n")
+        out.flush()
+
+    embeddings.threads_set(options.cores)
+
+    pool_texts, pool_names = read(options.pool)
+    test_texts, test_names = read(options.test)
+    names = sorted(set(pool_names) | set(test_names))
+    pool_y = np.array([names.index(n) for n in pool_names])
+    test_y = np.array([names.index(n) for n in test_names])
+    say(f"Pool {len(pool_texts):,} texts, test {len(test_texts):,}, classes: {', '.join(names)}")
+
+    pool, rate = embedded(pool_texts, options.cache, quantize=False)
+    test, _ = embedded(test_texts, options.cache, quantize=False)
+    say(f"Embedding (fp32, length-sorted batches): {rate:,.0f} texts/s" if rate == rate else "Embedding: cached")
+    sample = pool_texts[:1000]
+    quantized, int8_rate = embedded(sample, options.cache / "int8", quantize=True)
+    plain = pool[:1000]
+    cosine = float((quantized * plain).sum(axis=1).mean())
+    if int8_rate == int8_rate:
+        say(f"Embedding (int8 dynamic quantisation): {int8_rate:,.0f} texts/s, mean cosine to fp32 {cosine:.3f}")
+
+    data = Data(pool, pool_y, test, test_y)
+    reference = full_pool_accuracy(data, smoothed=False)
+    ours_full = full_pool_accuracy(data, smoothed=True)
+    target = 0.98 * reference
+    say(
+        f"Whole pool: raw-embedding LR {100 * reference:.2f}%, Quorum's head {100 * ours_full:.2f}%; "
+        f"target = 98% of the former = {100 * target:.2f}%\n"
+    )
+
+    seeds = [int(s) for s in options.seeds.split(",")]
+    rows = []
+    for plan in plans(options):
+        results = [run(plan, data, seed=seed, noise=options.noise) for seed in seeds]
+        rows.append((plan.name, mean_curve(results), sum(r.seconds for r in results) / len(results)))
+        say(f"{plan.name:<42} " + "  ".join(f"{n}:{100 * a:.1f}/{100 * f:.1f}" for n, a, f in rows[-1][1]))
+
+    say("\n(each cell above: labels:accuracy/macro-F1 %, mean of seeds)\n")
+    own_target = {"raw": 0.98 * reference, "quorum": 0.98 * ours_full}
+    randoms = {
+        "raw": next(curve for name, curve, _ in rows if name.startswith("random (raw")),
+        "quorum": next((curve for name, curve, _ in rows if name == "Quorum: random"), None),
+    }
+
+    def reach(curve: list, goal: float) -> int | None:
+        return next((n for n, a, _ in curve if a >= goal), None)
+
+    say(
+        f"Targets: shared {100 * target:.2f}% (98% of the raw-embedding LR on the whole pool); own = 98% of the "
+        f"same head on the whole pool: raw {100 * own_target['raw']:.2f}%, Quorum {100 * own_target['quorum']:.2f}%"
+    )
+    say(
+        f"{'strategy':<42} {'shared':>7} {'own':>6} {'saving':>7}"
+        + "".join(f" {'@' + str(c):>7}" for c in CHECKPOINTS)
+        + f" {'s/run':>6}"
+    )
+    for name, curve, seconds in rows:
+        head = "raw" if ("raw" in name or "baseline" in name) else "quorum"
+        shared, own = reach(curve, target), reach(curve, own_target[head])
+        random_own = reach(randoms[head], own_target[head]) if randoms[head] else None
+        saving = f"{100 * (1 - own / random_own):.0f}%" if own and random_own else "-"
+        at = "".join(f" {100 * next((a for n, a, _ in curve if n >= c), float('nan')):>7.1f}" for c in CHECKPOINTS)
+        over = ">" + str(options.budget)
+        say(f"{name:<42} {shared or over:>7} {own or over:>6} {saving:>7}{at} {seconds:>6.1f}")
+    say(
+        "(shared / own: labels to reach the target; "
+        "saving: fewer labels than random sampling with the same head, own target)"
+    )
+
+    timing = round_time(pool, pool_y, size=options.round_items, labelled=min(1000, options.round_items // 2))
+    say(
+        f"\nOne round on {options.round_items:,} cached items (fit head on 1,000 labels, score all, pick 50): "
+        f"{timing['round']:.2f} s (neighbour smoothing of them all, once per new embeddings: "
+        f"{timing['smoothing_once']:.1f} s)"
+    )
+    plot(options.plot, [(name, curve) for name, curve, _ in rows], target)
+    say(f"Curves saved to {options.plot}")

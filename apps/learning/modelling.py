@@ -21,13 +21,17 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 from sklearn.metrics import accuracy_score, f1_score
 
-from apps.projects.models import Item, Project, TaskType
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.models import Item, Project, TaskType, TrainingMode
 
+from . import embeddings
 from .cache import Features
 from .features import NEIGHBOURS, WEIGHT, smooth
+from .finetune import finetune_sequence, finetune_tokens, predict_sequence, predict_tokens
 from .heads import LinearHead, MultiLabelHead, head_fit, head_from_tensors, multilabel_fit
-
-Span = tuple[int, int, int]  # start, end, label id
+from .models import ModelVersion
+from .store import artifact_path
+from .training_sets import LabelledSet, Sets
 
 
 class Predictor(Protocol):
@@ -54,9 +58,7 @@ class HeadPredictor:
         return self.head.predict_proba(self.features.smoothed[self.features.rows(item_ids)])
 
     def probs_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from .embeddings import backbone_load, embed
-
-        vectors = embed(backbone_load(self.backbone), list(texts))
+        vectors = embeddings.embed(embeddings.backbone_load(self.backbone), list(texts))
         return self.head.predict_proba(smooth(vectors, self.features.base))
 
 
@@ -71,8 +73,6 @@ class SequencePredictor:
         return self.probs_texts([texts[pk] for pk in item_ids])
 
     def probs_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from .finetune import predict_sequence
-
         return predict_sequence(self.model_dir, texts)
 
 
@@ -82,15 +82,14 @@ class TokenPredictor:
     classes: list[int]  # entity label ids, in type-index order
     kind: str = "spans"
 
-    def spans_texts(self, texts: Sequence[str]) -> list[tuple[list[Span], np.ndarray]]:
-        from .finetune import predict_tokens
-
+    def spans_texts(self, texts: Sequence[str]) -> list[tuple[Answer, np.ndarray]]:
+        """Per text: the entities found, and the token tag probabilities (for MNLP)."""
         return [
-            ([(s, e, self.classes[kind]) for s, e, kind in spans], probs)
+            (Answer(LabelPart(s, e, self.classes[kind]) for s, e, kind in spans), probs)
             for spans, probs in predict_tokens(self.model_dir, texts)
         ]
 
-    def spans_items(self, item_ids: Sequence[int]) -> list[tuple[list[Span], np.ndarray]]:
+    def spans_items(self, item_ids: Sequence[int]) -> list[tuple[Answer, np.ndarray]]:
         texts = dict(Item.objects.filter(pk__in=list(item_ids)).values_list("pk", "text"))
         return self.spans_texts([texts[pk] for pk in item_ids])
 
@@ -112,17 +111,15 @@ def _config(artifact: Path, **values: Any) -> None:
     (artifact / "config.json").write_text(json.dumps(values, indent=2))
 
 
-def train(project: Project, mode: str, sets: Any, features: Features, backbone: str, artifact: Path,
+def train(project: Project, mode: str, sets: Sets, features: Features, backbone: str, artifact: Path,
           progress: Callable[[float], None]) -> Trained:  # fmt: skip
     labels = [label.pk for label in project.labels.all()]
     names = {str(label.pk): label.name for label in project.labels.all()}
     common = {"task_type": project.task_type, "backbone": backbone, "labels": names}
     if project.task_type == TaskType.SPANS:
-        from .finetune import finetune_tokens
-
         texts = dict(Item.objects.filter(pk__in=sets.train.item_ids).values_list("pk", "text"))
         index = {label: i for i, label in enumerate(labels)}
-        spans = [[(s, e, index[label]) for s, e, label in answer if s is not None] for answer in sets.train.answers]
+        spans = [[(p.start, p.end, index[p.label_id]) for p in answer if p.is_span] for answer in sets.train.answers]
         finetune_tokens(
             backbone,
             [texts[pk] for pk in sets.train.item_ids],
@@ -135,9 +132,7 @@ def train(project: Project, mode: str, sets: Any, features: Features, backbone: 
         return Trained(TokenPredictor(artifact / "model", labels), {"learning_rate": 1e-4, "min_steps": 150})
     rows = features.rows(sets.train.item_ids)
     if project.task_type == TaskType.MULTI_LABEL:
-        targets = np.array(
-            [[int(any(p[2] == label for p in answer)) for label in labels] for answer in sets.train.answers]
-        )
+        targets = np.array([[int(answer.has(label)) for label in labels] for answer in sets.train.answers])
         head: LinearHead | MultiLabelHead = multilabel_fit(features.smoothed[rows], targets, labels)
         progress(1.0)
         artifact.mkdir(parents=True, exist_ok=True)
@@ -151,10 +146,8 @@ def train(project: Project, mode: str, sets: Any, features: Features, backbone: 
             **common,
         )
         return Trained(HeadPredictor(head, features, backbone, "multi"), {"C": head.c})
-    answers = np.array([answer[0][2] for answer in sets.train.answers])
-    if mode == "finetune":
-        from .finetune import finetune_sequence
-
+    answers = np.array([answer.label_id for answer in sets.train.answers])
+    if mode == TrainingMode.FINETUNE:
         texts = dict(Item.objects.filter(pk__in=sets.train.item_ids).values_list("pk", "text"))
         present = sorted(set(answers.tolist()))
         finetune_sequence(backbone, [texts[pk] for pk in sets.train.item_ids], [present.index(a) for a in answers],
@@ -171,9 +164,7 @@ def train(project: Project, mode: str, sets: Any, features: Features, backbone: 
     return Trained(HeadPredictor(head, features, backbone, "single"), {"C": head.c, "C_search": head.search})
 
 
-def predictor_load(version: Any, features: Features) -> Any:
-    from .services import artifact_path
-
+def predictor_load(version: ModelVersion, features: Features) -> Any:
     artifact = artifact_path(version)
     config = json.loads((artifact / "config.json").read_text())
     if config["mode"] == "token-classification":
@@ -185,7 +176,7 @@ def predictor_load(version: Any, features: Features) -> Any:
     return HeadPredictor(head, features, config["backbone"], kind)
 
 
-def entity_f1(predicted: Sequence[set[Span]], truth: Sequence[set[Span]]) -> dict[str, float]:
+def entity_f1(predicted: Sequence[set[LabelPart]], truth: Sequence[set[LabelPart]]) -> dict[str, float]:
     matched = sum(len(p & t) for p, t in zip(predicted, truth, strict=True))
     found, wanted = sum(map(len, predicted)), sum(map(len, truth))
     precision = matched / found if found else (1.0 if not wanted else 0.0)
@@ -194,14 +185,14 @@ def entity_f1(predicted: Sequence[set[Span]], truth: Sequence[set[Span]]) -> dic
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def evaluate(project: Project, predictor: Any, evaluation: Any, features: Features) -> dict[str, Any]:
+def evaluate(project: Project, predictor: Any, evaluation: LabelledSet, features: Features) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class F1 (classification); entity-level F1 (spans)."""
     names = {label.pk: label.name for label in project.labels.all()}
     if not evaluation.item_ids:
         return {"size": 0, "accuracy": None, "macro_f1": None}
     if predictor.kind == "spans":
         found = [set(spans) for spans, _ in predictor.spans_items(evaluation.item_ids)]
-        wanted = [{(s, e, label) for s, e, label in answer if s is not None} for answer in evaluation.answers]
+        wanted = [{part for part in answer if part.is_span} for answer in evaluation.answers]
         scores = entity_f1(found, wanted)
         return {"size": len(wanted), "entity_f1": scores["f1"], "precision": scores["precision"],
                 "recall": scores["recall"], "macro_f1": scores["f1"], "accuracy": scores["f1"]}  # fmt: skip
@@ -209,7 +200,7 @@ def evaluate(project: Project, predictor: Any, evaluation: Any, features: Featur
     classes = predictor.classes
     if predictor.kind == "multi":
         predicted = probs >= 0.5
-        truth = np.array([[any(p[2] == label for p in answer) for label in classes] for answer in evaluation.answers])
+        truth = np.array([[answer.has(label) for label in classes] for answer in evaluation.answers])
         return {
             "size": len(truth),
             "accuracy": float((predicted == truth).all(axis=1).mean()),
@@ -217,7 +208,7 @@ def evaluate(project: Project, predictor: Any, evaluation: Any, features: Featur
             "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
         }
     predicted_labels = np.array(classes)[probs.argmax(axis=1)]
-    truth_labels = np.array([answer[0][2] for answer in evaluation.answers])
+    truth_labels = np.array([answer.label_id for answer in evaluation.answers])
     present = sorted(set(truth_labels.tolist()) | set(predicted_labels.tolist()))
     per_class = f1_score(truth_labels, predicted_labels, labels=present, average=None, zero_division=0)
     return {

@@ -23,20 +23,32 @@ whole pool in one worker.
 import logging
 import math
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.annotation.models import ItemConsensus
-from apps.projects.models import Item, ItemState, JobState, Project, TaskType
+from apps.annotation.consensus import (
+    Prelabel,
+    Verdict,
+    consensus_from_model,
+    suggestions_keep_only,
+    suggestions_replace,
+)
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.jobs import JobState, job_finish
+from apps.projects.models import Item, ItemState, PrelabelMode, Project, TaskType
+from platform.tasks import task_send_on_commit
 
 from . import strategies
+from .cache import Features
 from .heads import committee_fit
-from .models import ModelVersion, PoolRanking, Suggestion
+from .modelling import predictor_load
+from .models import ModelVersion, PoolRanking
+from .selectors import champion
+from .store import artifact_path, embedding_cache, features_for
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +110,6 @@ def _scores(
     inputs: dict[str, Any] = {"probs": probs, "embeddings": embeddings, "batch": BATCH}
     wanted = set(project.strategy_weights) if name == "mix" and project.strategy_weights else {name}
     if wanted & ({"boundary", "core_set"} | strategies.NEEDS_COMMITTEE) and features is not None:
-        from .services import artifact_path
-
         train = np.load(artifact_path(version) / "train_set.npz")
         known = features.has(train["ids"])
         labelled = features.smoothed[features.rows(train["ids"][known])]
@@ -111,21 +121,23 @@ def _scores(
     return strategies.strategy_scores(name, weights=project.strategy_weights or None, **inputs), probs
 
 
+def _predictor(project: Project, version: ModelVersion) -> tuple[Any, Features | None]:
+    """The version's predictor and, for classification, the smoothed features of every item."""
+    features = None if project.task_type == TaskType.SPANS else features_for(project)
+    return predictor_load(version, features if features is not None else embedding_cache(project).features()), features
+
+
 def pool_rank(*, project: Project, item_ids: list[int] | None = None) -> dict[str, int]:
     """Score the pool (or these items of it) with the champion and write priorities."""
-    from .modelling import predictor_load
-    from .services import champion, embedding_cache, features_for
-
-    version = champion(project)
+    version = champion(project=project)
     if version is None:
         return {"ranked": 0}
     ids = item_ids if item_ids is not None else pool_ids(project)
     if not ids:
         return {"ranked": 0}
-    features = None if project.task_type == TaskType.SPANS else features_for(project)
+    predictor, features = _predictor(project, version)
     if features is not None:
         ids = [pk for pk, ok in zip(ids, features.has(ids), strict=True) if ok]
-    predictor = predictor_load(version, features if features is not None else embedding_cache(project).features())
     scores, probs = _scores(project, version, predictor, ids, features)
     priority = strategies.rank_normalise(scores) if len(scores) > 1 else np.ones(len(scores))
     if features is not None and item_ids is None and len(ids) > BATCH:
@@ -135,51 +147,58 @@ def pool_rank(*, project: Project, item_ids: list[int] | None = None) -> dict[st
     with transaction.atomic():
         priorities_write(ids, priority)
         suggested = _suggest(project, version, predictor, ids, priority, probs)
-        labelled = _auto_label(project, version, predictor, ids, probs)
+        labelled = auto_label(project=project, version=version, predictor=predictor, ids=ids, probs=probs)
     return {"ranked": len(ids), "suggested": suggested, "auto_labelled": labelled}
 
 
 def pool_rank_start(*, project: Project) -> dict[str, int]:
     """Rank the pool after a promotion: here if it is small or the strategy compares items
     with each other, otherwise as chunks for the workers."""
-    from .services import champion, features_for
-    from .tasks import pool_rank_chunk_task
-
-    version = champion(project)
+    version = champion(project=project)
     ids = pool_ids(project) if version is not None else []
     if version is None or len(ids) <= CHUNK or not scored_per_item(project):
         return pool_rank(project=project)
     if project.task_type != TaskType.SPANS:
         features_for(project)  # embed and smooth once here, not once per worker
     bounds = [(ids[start], ids[min(start + CHUNK, len(ids)) - 1]) for start in range(0, len(ids), CHUNK)]
-    with transaction.atomic():
-        PoolRanking.objects.filter(project=project, state=JobState.RUNNING).update(
-            state=JobState.FAILED, error="Superseded by a newer ranking.", finished_at=timezone.now()
-        )
-        ranking = PoolRanking.objects.create(
-            project=project, version=version, item_count=len(ids), chunks_total=len(bounds)
-        )
-        for index, (first, last) in enumerate(bounds):
-            transaction.on_commit(partial(pool_rank_chunk_task.delay, ranking.pk, index, first, last))
+    ranking = _ranking_create(project, version, len(ids), len(bounds))
+    for index, (first, last) in enumerate(bounds):
+        task_send_on_commit("learning.pool_rank_chunk", ranking.pk, index, first, last)
     return {"ranked": 0, "chunks": len(bounds)}
+
+
+def _ranking_create(project: Project, version: ModelVersion, items: int, chunks: int) -> PoolRanking:
+    """A new running ranking, cancelling the one running before (one active per project:
+    of two rankings started at once, the later one retries and cancels the first)."""
+    for attempt in range(3):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                PoolRanking.objects.filter(project=project).active().update(  # type: ignore[attr-defined]
+                    state=JobState.CANCELLED, error="Superseded by a newer ranking.", finished_at=now
+                )
+                return PoolRanking.objects.create(
+                    project=project, version=version, item_count=items, chunks_total=chunks,
+                    state=JobState.RUNNING, started_at=now, heartbeat_at=now, stage=f"Scoring {items:,} items",
+                )  # fmt: skip
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> dict[str, int]:
     """Score the pool items with ids in [first, last] for one ranking. Idempotent: a
     redelivered chunk rewrites the same priorities and is counted once."""
-    from .modelling import predictor_load
-    from .services import embedding_cache, features_for
-
     ranking = PoolRanking.objects.select_related("project", "version").filter(pk=ranking_id).first()
     if ranking is None or ranking.state != JobState.RUNNING:
         return {"ranked": 0}
     project, version = ranking.project, ranking.version
     try:
         ids = pool_ids(project, within=(first, last))
-        features = None if project.task_type == TaskType.SPANS else features_for(project)
+        predictor, features = _predictor(project, version)
         if features is not None:
             ids = [pk for pk, ok in zip(ids, features.has(ids), strict=True) if ok]
-        predictor = predictor_load(version, features if features is not None else embedding_cache(project).features())
         scores, probs = _scores(project, version, predictor, ids, features) if ids else (np.zeros(0), None)
         # One scale for every chunk: a monotone squash of the raw scores into (0, 1).
         priority = 0.5 + 0.5 * scores / (1 + np.abs(scores))
@@ -187,7 +206,7 @@ def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> di
         with transaction.atomic():
             priorities_write(ids, priority)
             suggested = _suggest(project, version, predictor, ids, priority, probs, limit=quota, within=(first, last))
-            labelled = _auto_label(project, version, predictor, ids, probs)
+            labelled = auto_label(project=project, version=version, predictor=predictor, ids=ids, probs=probs)
     except Exception as error:
         logger.exception("ranking %s chunk %s failed", ranking_id, index)
         PoolRanking.objects.filter(pk=ranking_id, state=JobState.RUNNING).update(
@@ -206,17 +225,19 @@ def _chunk_done(ranking_id: int, index: int) -> bool:
         if ranking.state != JobState.RUNNING or index in ranking.chunks_done:
             return False
         ranking.chunks_done = sorted([*ranking.chunks_done, index])
+        ranking.progress = round(100 * len(ranking.chunks_done) / ranking.chunks_total)
+        ranking.heartbeat_at = timezone.now()
+        ranking.save(update_fields=["chunks_done", "progress", "heartbeat_at"])
         finished = len(ranking.chunks_done) == ranking.chunks_total
         if finished:
-            ranking.state, ranking.finished_at = JobState.SUCCEEDED, timezone.now()
-        ranking.save(update_fields=["chunks_done", "state", "finished_at"])
+            job_finish(ranking, state=JobState.SUCCEEDED, stage=f"Ranked {ranking.item_count:,} items")
     return finished
 
 
-def _ranking_finish(ranking: PoolRanking, features: Any) -> None:
+def _ranking_finish(ranking: PoolRanking, features: Features | None) -> None:
     """Lift a varied first batch above the rest, and drop pre-labels older models left."""
     project = ranking.project
-    Suggestion.objects.filter(item__project=project).exclude(source=f"model v{ranking.version.number}").delete()
+    suggestions_keep_only(project=project, source=_source(ranking.version))
     if features is None:
         return
     top = list(
@@ -233,6 +254,15 @@ def _ranking_finish(ranking: PoolRanking, features: Any) -> None:
     priorities_write([int(pk) for pk in ids[chosen]], [p + 1.0 for p in np.array([p for _, p in top])[chosen]])
 
 
+def _source(version: ModelVersion) -> str:
+    """How pre-labels and model labels name the version that made them."""
+    return f"model v{version.number}"
+
+
+def _scores_by_label(classes: Sequence[int], probabilities: np.ndarray) -> dict[str, float]:
+    return {str(label): round(float(q), 4) for label, q in zip(classes, probabilities, strict=True)}
+
+
 def _suggest(
     project: Project,
     version: ModelVersion,
@@ -245,71 +275,44 @@ def _suggest(
 ) -> int:
     """Pre-labels for the ``limit`` highest-priority items; they replace the project's
     earlier ones (or, for one chunk, those of the items in ``within``)."""
-    if project.prelabel_mode == "hide":
+    if project.prelabel_mode == PrelabelMode.HIDE:
         return 0
     order = np.argsort(-priority)[:limit]
     chosen = [ids[i] for i in order]
-    rows = []
+    prelabels = []
     if predictor.kind == "spans":
-        for item_id, (spans, token_probs) in zip(chosen, predictor.spans_items(chosen), strict=True):
+        for item_id, (answer, token_probs) in zip(chosen, predictor.spans_items(chosen), strict=True):
             confidence = float(np.mean(token_probs.max(axis=1))) if len(token_probs) else None
-            parts = [{"start": s, "end": e, "label_id": label} for s, e, label in spans]
-            rows.append(
-                Suggestion(item_id=item_id, parts=parts, confidence=confidence, source=f"model v{version.number}")
-            )
+            prelabels.append(Prelabel(item_id, answer, confidence, {}))
     else:
         assert probs is not None
         for position in order:
             p = probs[position]
             if predictor.kind == "multi":
-                parts = [
-                    {"start": None, "end": None, "label_id": label}
-                    for label, q in zip(predictor.classes, p, strict=True)
-                    if q >= 0.5
-                ]
+                answer = Answer(
+                    LabelPart(None, None, label) for label, q in zip(predictor.classes, p, strict=True) if q >= 0.5
+                )
                 confidence = float(np.min(np.maximum(p, 1 - p)))
             else:
                 best = int(p.argmax())
-                parts, confidence = [{"start": None, "end": None, "label_id": predictor.classes[best]}], float(p[best])
-            scores = {str(label): round(float(q), 4) for label, q in zip(predictor.classes, p, strict=True)}
-            rows.append(Suggestion(item_id=ids[position], parts=parts, confidence=confidence, scores=scores,
-                                   source=f"model v{version.number}"))  # fmt: skip
-    stale = Suggestion.objects.filter(item__project=project)
-    if within is not None:
-        stale = stale.filter(item__pk__range=within)
-    stale.delete()
-    Suggestion.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+                answer, confidence = Answer([LabelPart(None, None, predictor.classes[best])]), float(p[best])
+            prelabels.append(Prelabel(ids[position], answer, confidence, _scores_by_label(predictor.classes, p)))
+    return suggestions_replace(project=project, prelabels=prelabels, source=_source(version), within=within)
 
 
-def _auto_label(
-    project: Project, version: ModelVersion, predictor: Any, ids: list[int], probs: np.ndarray | None
+def auto_label(
+    *, project: Project, version: ModelVersion, predictor: Any, ids: list[int], probs: np.ndarray | None
 ) -> int:
     """Model labels for items the champion is sure enough of, always marked as the model's."""
     threshold = project.auto_label_threshold
     if threshold is None or probs is None or predictor.kind != "single":
         return 0
-    sure = np.flatnonzero(probs.max(axis=1) >= threshold)
-    untouched = set(
-        Item.objects.filter(pk__in=[ids[i] for i in sure], annotation_count=0, lease_count=0).values_list(
-            "pk", flat=True
+    verdicts = {
+        ids[i]: Verdict(
+            Answer([LabelPart(None, None, predictor.classes[int(probs[i].argmax())])]),
+            float(probs[i].max()),
+            _scores_by_label(predictor.classes, probs[i]),
         )
-    )
-    now = timezone.now()
-    rows = [
-        ItemConsensus(
-            project=project,
-            item_id=ids[i],
-            parts=[{"start": None, "end": None, "label_id": predictor.classes[int(probs[i].argmax())]}],
-            confidence=float(probs[i].max()),
-            posteriors={str(label): round(float(q), 4) for label, q in zip(predictor.classes, probs[i], strict=True)},
-            method=f"model v{version.number}",
-            is_provisional=False,
-            is_model_label=True,
-        )
-        for i in sure
-        if ids[i] in untouched
-    ]
-    ItemConsensus.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-    Item.objects.filter(pk__in=[row.item_id for row in rows]).update(state=ItemState.COMPLETE, consolidated_at=now)
-    return len(rows)
+        for i in np.flatnonzero(probs.max(axis=1) >= threshold)
+    }
+    return consensus_from_model(project=project, verdicts=verdicts, source=_source(version))

@@ -10,17 +10,21 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from safetensors.numpy import load_file
 
-from apps.projects.models import Project, TaskType
+from apps.projects.models import Project
 
+from .modelling import predictor_load
 from .models import ModelVersion, VersionStatus
-from .services import artifact_path, embedding_cache, read_config
+from .selectors import versions
+from .store import artifact_config, artifact_path, embedding_cache
 
 
-def version_for(project: Project, number: int | None = None) -> ModelVersion:
-    versions = ModelVersion.objects.filter(project=project, pruned_at__isnull=True)
+def _version_for(project: Project, number: int | None = None) -> ModelVersion:
+    """The version that serves: a named one, or the champion; ValidationError when there is none."""
+    servable = versions(project=project).filter(pruned_at__isnull=True)
     version = (
-        versions.filter(number=number).first() if number else versions.filter(status=VersionStatus.CHAMPION).first()
+        servable.filter(number=number).first() if number else servable.filter(status=VersionStatus.CHAMPION).first()
     )
     if version is None:
         raise ValidationError(
@@ -29,7 +33,7 @@ def version_for(project: Project, number: int | None = None) -> ModelVersion:
     return version
 
 
-def texts_check(texts: Any) -> list[str]:
+def _texts_check(texts: Any) -> list[str]:
     limit = settings.QUORUM_PREDICT_MAX_TEXTS
     if not isinstance(texts, list) or not texts:
         raise ValidationError({"texts": "Send a non-empty list of texts."})
@@ -47,21 +51,24 @@ def texts_check(texts: Any) -> list[str]:
 
 def predict(*, project: Project, texts: list[str], number: int | None = None) -> dict[str, Any]:
     """Labels and probabilities (classification) or entities (spans) for up to 64 texts."""
-    from .modelling import predictor_load
-
-    texts = texts_check(texts)
-    version = version_for(project, number)
-    features = embedding_cache(project, read_config(version)["backbone"]).features()
+    texts = _texts_check(texts)
+    version = _version_for(project, number)
+    features = embedding_cache(project, artifact_config(version)["backbone"]).features()
     predictor = predictor_load(version, features)
     names = {label.pk: label.name for label in project.labels.all()}
     results: list[dict[str, Any]] = []
     if predictor.kind == "spans":
-        for text, (spans, _) in zip(texts, predictor.spans_texts(texts), strict=True):
+        for text, (answer, _) in zip(texts, predictor.spans_texts(texts), strict=True):
             results.append(
                 {
                     "entities": [
-                        {"start": s, "end": e, "label": names.get(label, str(label)), "text": text[s:e]}
-                        for s, e, label in spans
+                        {
+                            "start": p.start,
+                            "end": p.end,
+                            "label": names.get(p.label_id, str(p.label_id)),
+                            "text": text[p.start : p.end],
+                        }
+                        for p in answer
                     ]
                 }
             )
@@ -103,7 +110,7 @@ Pipeline (task: {task}):
 
 def export_folder(version: ModelVersion) -> Path:
     """Build (once) the self-contained folder for a version and return it."""
-    config = read_config(version)
+    config = artifact_config(version)
     target = artifact_path(version) / "export"
     if (target / "config.json").exists():
         return target
@@ -136,11 +143,10 @@ def export_folder(version: ModelVersion) -> Path:
 
 def onnx_export(version: ModelVersion, target: Path) -> Path:
     """The whole head pipeline (backbone, pooling, smoothing, head) as one ONNX graph."""
-    import torch
-    from safetensors.numpy import load_file
-    from transformers import AutoModel
+    import torch  # deferred: torch loads only where a model runs
+    from transformers import AutoModel  # deferred, as torch
 
-    config = read_config(version)
+    config = artifact_config(version)
     tensors = load_file(str(artifact_path(version) / "head.safetensors"))
     base = torch.tensor(np.load(target / "neighbour_base.npy").astype(np.float32))
     multi = "multi_label" in tensors
@@ -207,7 +213,3 @@ def export_build(version: ModelVersion) -> dict[str, Path]:
 def export_ready(version: ModelVersion, kind: str) -> Path | None:
     path = artifact_path(version) / ("model.zip" if kind == "folder" else "onnx.zip")
     return path if path.exists() else None
-
-
-def onnx_available(version: ModelVersion) -> bool:
-    return read_config(version)["mode"] == "head" and version.project.task_type != TaskType.SPANS

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.cluster import MiniBatchKMeans
 
 EPS = 1e-12
 
@@ -76,8 +77,6 @@ def expected_model_change(probs: np.ndarray, embeddings: np.ndarray, **_: Any) -
 def diversity(embeddings: np.ndarray, batch: int = 50, seed: int = 0, **_: Any) -> np.ndarray:
     """k-means over the pool (k = batch): the item nearest each cluster centre scores
     highest, so a batch covers the pool rather than one corner of it."""
-    from sklearn.cluster import MiniBatchKMeans
-
     k = max(1, min(batch, len(embeddings)))
     model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit(embeddings)
     distance = np.linalg.norm(embeddings - model.cluster_centers_[model.labels_], axis=1)

@@ -6,22 +6,27 @@ a priority above every ranked item, so it joins the annotation queue at once; an
 the model is sure of gets a model label when the project auto-labels, and otherwise
 waits in the pool with its score like any other item."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 
+from apps.projects.imports import items_add
 from apps.projects.models import Item, Project, TaskType
+from platform.tasks import task_send_on_commit
 
 from . import strategies
-from .ranking import _auto_label, priorities_write
+from .modelling import predictor_load
+from .ranking import auto_label, priorities_write
+from .selectors import champion
+from .store import embeddings_compute, features_for
 
 
 def stream_items_score(*, project: Project, item_ids: list[int]) -> dict[str, Any]:
-    from .modelling import predictor_load
-    from .services import champion, features_for
-
-    version = champion(project)
+    """Embed and score streamed items; unsure ones go to the front of the queue."""
+    embeddings_compute(project, item_ids)
+    version = champion(project=project)
     if version is None or project.task_type == TaskType.SPANS or not item_ids:
         return {"scored": 0}
     features = features_for(project)
@@ -34,24 +39,20 @@ def stream_items_score(*, project: Project, item_ids: list[int]) -> dict[str, An
     priorities = np.where(uncertainty >= 0.5, 2.0 + uncertainty, uncertainty)
     with transaction.atomic():
         priorities_write(ids, priorities)
-        labelled = _auto_label(project, version, predictor, ids, probs if predictor.kind == "single" else None)
+        labelled = auto_label(
+            project=project,
+            version=version,
+            predictor=predictor,
+            ids=ids,
+            probs=probs if predictor.kind == "single" else None,
+        )
     return {"scored": len(ids), "queued_first": int((uncertainty >= 0.5).sum()), "auto_labelled": labelled}
 
 
-def stream_items_create(*, project: Project, rows: list[dict[str, Any]]) -> list[Item]:
-    """Create streamed items (already validated) and score them after commit."""
-    from .tasks import stream_score_task
-
-    with transaction.atomic():
-        items = Item.objects.bulk_create(
-            Item(
-                project=project,
-                text=row["text"],
-                external_id=row.get("external_id", ""),
-                metadata=row.get("metadata", {}),
-            )
-            for row in rows
-        )
-        ids = [item.pk for item in items]
-        transaction.on_commit(lambda: stream_score_task.delay(project.pk, ids))
+@transaction.atomic
+def stream_items_create(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
+    """Add streamed items (checked by the import's row rules, all or none) and score them
+    in a worker after commit."""
+    items = items_add(project=project, rows=rows)
+    task_send_on_commit("learning.stream_score", project.pk, [item.pk for item in items])
     return items

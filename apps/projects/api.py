@@ -7,8 +7,6 @@ fetches its project through ``project_get_for_user`` and calls a service to writ
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -19,11 +17,10 @@ from rest_framework.views import APIView
 from platform.drf import paginated
 
 from . import imports, selectors, services
-from .exports import ExportError, export_response
+from .answers import Answer, LabelIndex, value_render
 from .models import ImportFormat, ImportJob, Item, Label, Membership, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANY_MEMBER, MANAGE, REVIEW
-from .values import LabelIndex, LabelPart, value_render
 
 
 class LabelOutput(serializers.ModelSerializer):
@@ -233,8 +230,8 @@ class ItemOutput(serializers.ModelSerializer):
         if not item.is_gold:
             return None
         labels: LabelIndex = self.context["labels"]
-        parts = [LabelPart(row.start, row.end, row.label_id) for row in item.gold_labels.all()]
-        return value_render(project=self.context["project"], labels=labels, parts=parts, text=item.text)
+        gold = Answer.of_rows(item.gold_labels.all())
+        return value_render(project=self.context["project"], labels=labels, parts=gold, text=item.text)
 
 
 class ItemListApi(APIView):
@@ -297,7 +294,7 @@ class ImportListApi(APIView):
     @extend_schema(responses=ImportOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        return paginated(request, self, ImportJob.objects.filter(project=project), ImportOutput)
+        return paginated(request, self, selectors.import_jobs(project=project), ImportOutput)
 
     @extend_schema(
         request={"multipart/form-data": ImportCreateInput},
@@ -325,17 +322,3 @@ class ImportDetailApi(APIView):
     def get(self, request: Request, project_id: int, job_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         return Response(ImportOutput(selectors.import_job_get(project=project, job_id=job_id)).data)
-
-
-class ExportApi(APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl")],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-        description="Stream every item of the project with its gold answer and annotations.",
-    )
-    def get(self, request: Request, project_id: int) -> StreamingHttpResponse | Response:
-        project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-        try:
-            return export_response(project=project, fmt=request.query_params.get("format", "jsonl"))
-        except ExportError as error:
-            return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)

@@ -18,5 +18,4 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/", api.ItemDetailApi.as_view(), name="api-item"),
     path("projects/<int:project_id>/imports/", api.ImportListApi.as_view(), name="api-imports"),
     path("projects/<int:project_id>/imports/<int:job_id>/", api.ImportDetailApi.as_view(), name="api-import"),
-    path("projects/<int:project_id>/export/", api.ExportApi.as_view(), name="api-export"),
 ]

@@ -14,7 +14,7 @@
 import json
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,13 +23,17 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .models import GoldLabel, ImportFormat, ImportJob, Item, JobState, Project, TaskType
+from platform.tasks import task_send_on_commit
+
+from . import events
+from .answers import Answer, InvalidValue, LabelIndex, LabelPart, spans_validate, value_parse
+from .jobs import JobState, job_claim, job_finish
+from .models import GoldLabel, ImportFormat, ImportJob, Item, Project, TaskType
 from .readers import FileProblem, ImportOptions, RowProblem, SourceRow, format_for_filename, rows_read
 from .selectors import import_progress_key
-from .values import InvalidValue, LabelIndex, LabelPart, spans_validate, value_parse
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +87,7 @@ def items_import_start(
         inline = upload.size <= settings.QUORUM_IMPORT_INLINE_MAX_BYTES
     if inline:
         return import_job_run(job_id=job.pk) or job
-    from .tasks import import_job_task
-
-    transaction.on_commit(lambda: import_job_task.delay(job.pk))
+    task_send_on_commit("projects.import_job", job.pk)
     return job
 
 
@@ -96,40 +98,77 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
     if job is None or job.is_finished:
         return job
-    ImportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(state=JobState.RUNNING, started_at=timezone.now())
+    # Not claiming (the job runs already) does not stop this run: the write below re-checks
+    # the job under a row lock, so two runs at once insert once.
+    job_claim(model=ImportJob, job_id=job_id)
     options = ImportOptions.from_dict(job.options)
     try:
         check = _rows_check(job, options)
         if check.problems_total:
-            return _job_finish(
+            return job_finish(
                 job,
                 state=JobState.FAILED,
+                error=_failure_summary(check),
                 rows_total=check.rows,
                 errors=check.problems,
                 error_count=check.problems_total,
-                message=_failure_summary(check),
             )
         if check.rows == 0:
-            return _job_finish(job, state=JobState.FAILED, message="The file has no items to import.")
+            return job_finish(job, state=JobState.FAILED, error="The file has no items to import.")
         job = _rows_write(job, options, check.rows)
         _statistics_refresh(check.rows)
-        if settings.QUORUM_EMBED_ON_IMPORT and job.state == JobState.SUCCEEDED:
-            from apps.learning.services import embeddings_refresh_request
-
-            embeddings_refresh_request(job.project)
+        if job.state == JobState.SUCCEEDED:
+            events.items_imported.send(sender=ImportJob, project=job.project, job=job)
         return job
     except FileProblem as problem:
-        return _job_finish(job, state=JobState.FAILED, message=str(problem))
+        return job_finish(job, state=JobState.FAILED, error=str(problem))
     except Exception:
         logger.exception("import job %s crashed", job_id)
-        _job_finish(
+        job_finish(
             job,
             state=JobState.FAILED,
-            message="The import stopped on an internal error; nothing was imported. The error is in the server log.",
+            error="The import stopped on an internal error; nothing was imported. The error is in the server log.",
         )
         raise
     finally:
         cache.delete(import_progress_key(job_id))
+
+
+@transaction.atomic
+def items_add(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
+    """Add a few items sent as objects (``{"text", "id", "metadata"}``, the stream API's
+    shape) under the import's row rules: all of them, or, when any is wrong or repeats an
+    external id, none, with a ValidationError naming each wrong one."""
+    labels = LabelIndex.for_project(project)
+    problems, valid, seen = [], [], set()
+    taken = set(
+        Item.objects.filter(project=project, external_id__in=[str(row.get("id") or "").strip() for row in rows])
+        .exclude(external_id="")
+        .values_list("external_id", flat=True)
+    )
+    for position, raw in enumerate(rows, start=1):
+        source = SourceRow(
+            row=position, text=raw.get("text"), external_id=raw.get("id"), metadata=raw.get("metadata") or {}
+        )
+        try:
+            row = _row_validate(source, project, labels)
+        except InvalidValue as problem:
+            problems.append(f"item {position}: {problem}")
+            continue
+        if row.external_id and (row.external_id in taken or row.external_id in seen):
+            problems.append(f"item {position}: an item with the id {row.external_id!r} exists already")
+        seen.add(row.external_id)
+        valid.append(row)
+    if problems:
+        raise ValidationError({"items": problems})
+    try:
+        with transaction.atomic():
+            return Item.objects.bulk_create(
+                Item(project=project, text=row.text, external_id=row.external_id, metadata=row.metadata)
+                for row in valid
+            )
+    except IntegrityError:  # the same id arrived from another request meanwhile
+        raise ValidationError({"items": "An item with one of these ids exists already."}) from None
 
 
 @dataclass
@@ -158,7 +197,7 @@ class _ValidRow:
     external_id: str
     metadata: dict[str, Any]
     metadata_json: str
-    gold: list[LabelPart] | None
+    gold: Answer | None
 
 
 def _external_id(source: SourceRow) -> str:
@@ -194,7 +233,7 @@ def _row_validate(source: SourceRow, project: Project, labels: LabelIndex) -> _V
         raise InvalidValue("the metadata cannot be stored as JSON") from None
     if "\\u0000" in metadata_json:
         raise InvalidValue("the metadata contains a NUL character")
-    gold: list[LabelPart] | None = None
+    gold: Answer | None = None
     if source.gold_spans is not None:
         parts = [LabelPart(start, end, labels.named(name).pk) for start, end, name in source.gold_spans]
         gold = spans_validate(project=project, parts=parts, text=text)
@@ -276,12 +315,12 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> Impo
                 batch = []
                 _progress(job, "writing", written / rows_total, written)
         written += _batch_insert(job, batch)
-        return _job_finish(
+        return job_finish(
             job,
             state=JobState.SUCCEEDED,
+            stage=f"Imported {written:,} item{'s' if written != 1 else ''}.",
             rows_total=rows_total,
             rows_imported=written,
-            message=(f"Imported {written:,} item{'s' if written != 1 else ''}."),
         )
 
 
@@ -361,12 +400,3 @@ def _statistics_refresh(rows: int) -> None:
     if connection.vendor == "postgresql" and rows >= 1000:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {Item._meta.db_table}")
-
-
-def _job_finish(job: ImportJob, *, state: str, **fields: Any) -> ImportJob:
-    for name, value in fields.items():
-        setattr(job, name, value)
-    job.state = state
-    job.finished_at = timezone.now()
-    job.save(update_fields=["state", "finished_at", *fields])
-    return job

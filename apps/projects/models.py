@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models.functions import Lower
 
+from .jobs import Job
+
 
 class TaskType(models.TextChoices):
     SINGLE_LABEL = "single_label", "Single-label classification"
@@ -43,6 +45,22 @@ class SamplingStrategy(models.TextChoices):
     BOUNDARY = "boundary", "Boundary search"
     MNLP = "mnlp", "MNLP (entity spans)"
     MIX = "mix", "Weighted mix"
+
+
+class BlockedAnswers(models.TextChoices):
+    EXCLUDE = "exclude", "Excluded from consolidation"
+    DOWNWEIGHT = "downweight", "Kept, down-weighted"
+
+
+class TrainingMode(models.TextChoices):
+    HEAD = "head", "Head on cached embeddings (fast on CPU)"
+    FINETUNE = "finetune", "Fine-tune the transformer"
+
+
+class PrelabelMode(models.TextChoices):
+    SHOW = "show", "Show suggestions"
+    AFTER = "after", "Show only after answering"
+    HIDE = "hide", "Hide suggestions"
 
 
 class Role(models.TextChoices):
@@ -114,8 +132,8 @@ class Project(models.Model):
     )
     blocked_answers = models.CharField(
         max_length=20,
-        choices=[("exclude", "Excluded from consolidation"), ("downweight", "Kept, down-weighted")],
-        default="exclude",
+        choices=BlockedAnswers.choices,
+        default=BlockedAnswers.EXCLUDE,
         help_text="What happens to the answers of annotators blocked for low quality.",
     )
     # Answers since the last full consolidation; kept by annotation_submit.
@@ -135,8 +153,8 @@ class Project(models.Model):
     )
     training_mode = models.CharField(
         max_length=20,
-        choices=[("head", "Head on cached embeddings (fast on CPU)"), ("finetune", "Fine-tune the transformer")],
-        default="head",
+        choices=TrainingMode.choices,
+        default=TrainingMode.HEAD,
     )
     train_every = models.PositiveIntegerField(
         default=50,
@@ -148,8 +166,8 @@ class Project(models.Model):
     )
     prelabel_mode = models.CharField(
         max_length=10,
-        choices=[("show", "Show suggestions"), ("after", "Show only after answering"), ("hide", "Hide suggestions")],
-        default="show",
+        choices=PrelabelMode.choices,
+        default=PrelabelMode.SHOW,
         help_text="Model suggestions in the annotate view (after answering avoids anchoring).",
     )
     auto_label_threshold = models.FloatField(
@@ -324,15 +342,10 @@ class ImportFormat(models.TextChoices):
     CONLL = "conll", "CoNLL (entity spans)"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
-class ImportJob(models.Model):
-    """One uploaded file and what became of it. A file is imported whole or not at all."""
+class ImportJob(Job):
+    """One uploaded file and what became of it. A file is imported whole or not at all.
+    While it runs, its progress lives in the shared cache (see ``selectors.import_progress``):
+    its database writes stay invisible until the import commits as a whole."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -341,22 +354,18 @@ class ImportJob(models.Model):
     size_bytes = models.PositiveBigIntegerField(default=0)
     format = models.CharField(max_length=10, choices=ImportFormat.choices)
     options = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
     rows_imported = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.original_name})"
 
     @property
-    def is_finished(self) -> bool:
-        return self.state in (JobState.SUCCEEDED, JobState.FAILED)
+    def message(self) -> str:
+        """How the import ended, for people: why it failed, or what it imported."""
+        return self.error or self.stage

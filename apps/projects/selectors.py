@@ -1,6 +1,6 @@
 """Reads for projects and items, and the one permission gate every view goes through."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -10,9 +10,12 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.template.defaultfilters import pluralize
+from django.utils.timesince import timesince
 
+from .answers import Answer, LabelPart
+from .jobs import JobState
 from .models import ImportJob, Item, ItemState, Label, Membership, Project, Role
-from .values import LabelPart
 
 # Who may do what. A manager may do everything a reviewer may.
 MANAGE = frozenset({Role.MANAGER})
@@ -62,6 +65,11 @@ def project_get_for_user(
     if role not in roles:
         raise PermissionDenied("Your role in this project does not allow this.")
     return project
+
+
+def project_get(*, project_id: int) -> Project | None:
+    """A project by id, for workers (which act for no user); None when it is gone."""
+    return Project.objects.filter(pk=project_id).first()
 
 
 def projects_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
@@ -142,19 +150,19 @@ def item_get(*, project: Project, item_id: Any) -> Item:
         raise Http404("No such item in this project.") from None
 
 
-def item_annotations(*, item: Item) -> list[dict[str, Any]]:
-    """An item's annotations, oldest first, each with its answer's label parts."""
-    from apps.annotation.models import Annotation
-
-    rows = Annotation.objects.filter(item=item).select_related("annotator").prefetch_related("labels").order_by("id")
-    return [
-        {
-            "annotation": annotation,
-            "annotator": annotation.annotator.get_username(),
-            "parts": [LabelPart(row.start, row.end, row.label_id) for row in annotation.labels.all()],
-        }
-        for annotation in rows
-    ]
+def gold_answers(*, project: Project, item_ids: Iterable[int] | None = None) -> dict[int, Answer]:
+    """The gold answer of each gold item of the project (or of these items), by item id,
+    in one query (a gold item may rightly have an empty answer)."""
+    gold_items = Item.objects.filter(project=project, is_gold=True)
+    if item_ids is not None:
+        gold_items = gold_items.filter(pk__in=list(item_ids))
+    parts: dict[int, list[LabelPart]] = {}
+    rows = gold_items.values_list("pk", "gold_labels__start", "gold_labels__end", "gold_labels__label_id")
+    for item_id, start, end, label_id in rows.order_by():
+        parts.setdefault(item_id, [])
+        if label_id is not None:
+            parts[item_id].append(LabelPart(start, end, label_id))
+    return {item_id: Answer(item_parts) for item_id, item_parts in parts.items()}
 
 
 def import_job_get(*, project: Project, job_id: Any) -> ImportJob:
@@ -164,20 +172,36 @@ def import_job_get(*, project: Project, job_id: Any) -> ImportJob:
         raise Http404("No such import in this project.") from None
 
 
+def import_jobs(*, project: Project) -> QuerySet[ImportJob]:
+    return ImportJob.objects.filter(project=project).select_related("created_by")
+
+
 def import_jobs_recent(*, project: Project, limit: int = 10) -> QuerySet[ImportJob]:
-    return ImportJob.objects.filter(project=project).select_related("created_by")[:limit]
+    return import_jobs(project=project)[:limit]
 
 
 def import_progress(*, job: ImportJob) -> dict[str, Any]:
-    """How far an import is, as a percentage and a phase. A running import's worker
-    writes this to the shared cache, because its database writes stay invisible until
-    the import commits as a whole."""
+    """How far an import is: a percentage, a phase and, for people, a stage. A running
+    import's worker writes this to the shared cache, because its database writes stay
+    invisible until the import commits as a whole."""
     if job.is_finished:
-        return {"phase": job.state, "percent": 100, "rows": job.rows_imported or job.rows_total}
+        rows = job.rows_imported or job.rows_total
+        if job.state == JobState.SUCCEEDED:
+            stage = f"{job.rows_imported:,} items imported"
+            if job.started_at and job.finished_at:
+                stage += f" in {timesince(job.started_at, job.finished_at)}"
+        else:
+            stage = f"{job.error_count:,} problem{pluralize(job.error_count)} found"
+        return {"phase": job.state, "percent": 100, "rows": rows, "stage": stage}
     progress = cache.get(import_progress_key(job.pk)) or {"phase": job.state, "fraction": 0.0, "rows": 0}
     # Reading (and checking) the file and writing the items are each half of the work.
     half = 50 if progress["phase"] == "writing" else 0
-    return {**progress, "percent": min(99, half + int(progress["fraction"] * 50))}
+    percent = min(99, half + int(progress["fraction"] * 50))
+    stage = ""
+    if progress["phase"] in ("reading", "writing"):
+        doing = "Writing items" if progress["phase"] == "writing" else "Checking rows"
+        stage = f"{doing} · {progress['rows']:,} rows · {percent}%"
+    return {**progress, "percent": percent, "stage": stage}
 
 
 def import_progress_key(job_id: int) -> str:

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import events
 from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
 
 PROJECT_EDITABLE_FIELDS = (
@@ -45,12 +46,17 @@ PROJECT_EDITABLE_FIELDS = (
 LABEL_EDITABLE_FIELDS = ("name", "color", "key", "description", "order")
 
 
-def _project_has_answers(project: Project) -> bool:
-    from apps.annotation.models import Annotation
+def _answer_counts(project: Project, label: Label | None) -> dict[str, int]:
+    """Answers that the apps above keep (annotations), counted by their receivers."""
+    counts: dict[str, int] = {}
+    for _, answer in events.answers_counted.send(sender=Project, project=project, label=label):
+        for noun, count in answer.items():
+            counts[noun] = counts.get(noun, 0) + count
+    return counts
 
-    return Item.objects.filter(project=project, is_gold=True).exists() or (
-        Annotation.objects.filter(project=project).exists()
-    )
+
+def _project_has_answers(project: Project) -> bool:
+    return Item.objects.filter(project=project, is_gold=True).exists() or any(_answer_counts(project, None).values())
 
 
 @transaction.atomic
@@ -115,9 +121,7 @@ def _strategy_weights_check(weights: Any) -> None:
 def project_delete(*, project: Project) -> None:
     """Delete a project with everything in it. Answers protect their labels against
     deletion one label at a time, so they go first, in one statement each."""
-    from apps.annotation.models import AnnotationLabel
-
-    AnnotationLabel.objects.filter(annotation__project=project).delete()
+    events.project_deleting.send(sender=Project, project=project)
     GoldLabel.objects.filter(item__project=project).delete()
     project.delete()
 
@@ -186,10 +190,11 @@ def label_update(*, label: Label, data: Mapping[str, Any]) -> Label:
 
 
 def label_usage(*, label: Label) -> dict[str, int]:
-    from apps.annotation.models import AnnotationLabel
-
+    """How many answers of each kind use the label: annotations (counted by the annotation
+    app) and gold items."""
     return {
-        "annotations": AnnotationLabel.objects.filter(label=label).values("annotation_id").distinct().count(),
+        "annotations": 0,
+        **_answer_counts(label.project, label),
         "gold": GoldLabel.objects.filter(label=label).values("item_id").distinct().count(),
     }
 

@@ -22,6 +22,4 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/", views.item_detail, name="item_detail"),
     path("projects/<int:project_id>/import/", views.import_items, name="import"),
     path("projects/<int:project_id>/imports/<int:job_id>/", views.import_detail, name="import_detail"),
-    path("projects/<int:project_id>/export/", views.export, name="export"),
-    path("projects/<int:project_id>/export/<str:fmt>/", views.export_download, name="export_download"),
 ]

@@ -10,42 +10,23 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from apps.annotation import selectors as annotation_selectors
+from platform.html import form_add_service_error, render_page
 
-from . import imports, selectors, services
-from .exports import ExportError, export_formats_for, export_response
+from . import events, imports, presentation, selectors, services
+from .answers import Answer, LabelIndex
 from .forms import ImportForm, LabelForm, MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from .models import LABEL_PALETTE, ItemState, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANNOTATE, ANY_MEMBER, MANAGE, REVIEW
-from .values import LabelIndex, LabelPart
 
 ITEMS_PER_PAGE = 50
 SEARCH_COUNT_CAP = 10_000
-
-
-def form_add_service_error(form: Form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: under the field it names when the
-    form has that field, above the form otherwise."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
-
-def _render(request: HttpRequest, template: str, context: dict[str, Any], partial: str | None = None) -> HttpResponse:
-    """The whole page, or only ``partial`` of it when htmx asked for a piece."""
-    if partial and request.htmx and not request.htmx.boosted:
-        template = f"{template}#{partial}"
-    return render(request, template, context)
 
 
 @login_required
@@ -94,60 +75,16 @@ def overview(request: HttpRequest, project_id: int) -> HttpResponse:
         "instructions_html": markdown_to_html(project.instructions),
         "can_annotate": project.user_role in ANNOTATE,
     }
-    if project.user_role in ANNOTATE:
-        context["my_progress"] = annotation_selectors.annotator_progress(
-            project=project, annotator=request.user, since=None
-        )
     if project.user_role in REVIEW:
-        per_day = annotation_selectors.annotations_per_day(project=project)
-        members = list(selectors.project_members(project=project))
-        blocked = {m.user_id: m for m in members if m.is_blocked}
-        stats = annotation_selectors.annotator_stats(project=project)
-        for row in stats:
-            row["blocked"] = blocked.get(row["annotator_id"])
         context.update(
-            members=members,
-            state_chart=_state_chart(counts),
-            per_day_chart=_per_day_chart(per_day),
-            annotations_total=sum(row["count"] for row in stats),
-            annotator_stats=stats,
-            budget=annotation_selectors.budget_summary(project=project),
+            members=list(selectors.project_members(project=project)), state_chart=presentation.state_chart(counts)
         )
     if project.user_role == Role.MANAGER:
         context["imports"] = selectors.import_jobs_recent(project=project, limit=5)
+    # Progress, charts and the budget come from the apps above (annotation's receivers).
+    for _, extra in events.overview_shown.send(sender=Project, project=project, user=request.user, counts=counts):
+        context.update(extra)
     return render(request, "projects/overview.html", context)
-
-
-def _per_day_chart(per_day: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "data": {
-            "labels": [row["day"].strftime("%d %b") for row in per_day],
-            "datasets": [{"label": "Annotations", "data": [row["n"] for row in per_day], "backgroundColor": "#6366f1"}],
-        },
-        "options": {
-            "plugins": {"legend": {"display": False}},
-            "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}, "x": {"grid": {"display": False}}},
-        },
-    }
-
-
-STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
-
-
-def _state_chart(counts: dict[str, int]) -> dict[str, Any]:
-    return {
-        "data": {
-            "labels": [state.label for state in ItemState],
-            "datasets": [
-                {
-                    "data": [counts[state] for state in ItemState.values],
-                    "backgroundColor": [STATE_COLOURS[state] for state in ItemState],
-                    "borderWidth": 0,
-                }
-            ],
-        },
-        "options": {"cutout": "62%"},
-    }
 
 
 @login_required
@@ -190,7 +127,7 @@ def _labels_page(
         "errors": errors or [],
         "can_edit": project.user_role == Role.MANAGER,
     }
-    return _render(request, "projects/labels.html", context, partial="ontology")
+    return render_page(request, "projects/labels.html", context, partial="ontology")
 
 
 @login_required
@@ -283,7 +220,7 @@ def _members_page(request: HttpRequest, project: Project, form: MemberAddForm | 
         "form": form or MemberAddForm(),
         "roles": Role.choices,
     }
-    return _render(request, "projects/members.html", context, partial="member-list")
+    return render_page(request, "projects/members.html", context, partial="member-list")
 
 
 @login_required
@@ -396,7 +333,7 @@ def items(request: HttpRequest, project_id: int) -> HttpResponse:
         "counts": counts,
         "count_capped": count_capped,
     }
-    return _render(request, "projects/items.html", context, partial="item-table")
+    return render_page(request, "projects/items.html", context, partial="item-table")
 
 
 def _known_item_count(counts: dict[str, int], filters: dict[str, str]) -> int | None:
@@ -416,45 +353,18 @@ def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResp
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     item = selectors.item_get(project=project, item_id=item_id)
     labels = LabelIndex.for_project(project)
-    gold_parts = [LabelPart(row.start, row.end, row.label_id) for row in item.gold_labels.all()]
-    annotations = selectors.item_annotations(item=item)
-    for annotation in annotations:
-        annotation["display"] = answer_display(project, labels, annotation["parts"], item.text)
-    context = {
+    gold = Answer.of_rows(item.gold_labels.all())
+    context: dict[str, Any] = {
         "project": project,
         "item": item,
-        "gold": answer_display(project, labels, gold_parts, item.text) if item.is_gold else None,
+        "gold": presentation.answer_display(project, labels, gold, item.text) if item.is_gold else None,
         "plain_segments": [{"text": item.text, "label": None}],
-        "annotations": annotations,
+        "annotations": [],
     }
+    # The item's annotations come from the annotation app's receiver.
+    for _, extra in events.item_shown.send(sender=Project, project=project, item=item, labels=labels):
+        context.update(extra)
     return render(request, "projects/item_detail.html", context)
-
-
-def answer_display(project: Project, labels: LabelIndex, parts: list[LabelPart], text: str) -> dict[str, Any]:
-    """An answer ready for a template: the chosen labels, or the text cut into spans."""
-    if project.is_spans:
-        return {
-            "segments": text_segments(text, parts, labels),
-            "spans": [{"label": labels.by_id[p.label_id], "text": text[p.start : p.end]} for p in sorted(parts)],
-        }
-    return {"labels": sorted((labels.by_id[p.label_id] for p in parts), key=lambda label: label.order)}
-
-
-def text_segments(text: str, parts: list[LabelPart], labels: LabelIndex) -> list[dict[str, Any]]:
-    """The text cut into plain and labelled pieces, for highlighting spans in templates.
-    Overlapping spans are shown by their first span only."""
-    segments, position = [], 0
-    for part in sorted(parts):
-        assert part.start is not None and part.end is not None
-        if part.start < position:
-            continue
-        if part.start > position:
-            segments.append({"text": text[position : part.start], "label": None})
-        segments.append({"text": text[part.start : part.end], "label": labels.by_id[part.label_id]})
-        position = part.end
-    if position < len(text):
-        segments.append({"text": text[position:], "label": None})
-    return segments
 
 
 @login_required
@@ -496,26 +406,4 @@ def import_detail(request: HttpRequest, project_id: int, job_id: int) -> HttpRes
     context = {"project": project, "job": job, "progress": selectors.import_progress(job=job)}
     # The status partial polls itself while the job runs; once finished it renders
     # without the trigger, so the swap ends the polling.
-    return _render(request, "projects/import_detail.html", context, partial="job-status")
-
-
-@login_required
-@require_GET
-def export(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    context = {
-        "project": project,
-        "formats": export_formats_for(project),
-        "counts": selectors.project_item_counts(project=project),
-    }
-    return render(request, "projects/export.html", context)
-
-
-@login_required
-@require_GET
-def export_download(request: HttpRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
-    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    try:
-        return export_response(project=project, fmt=fmt)
-    except ExportError as error:
-        raise Http404(str(error)) from None
+    return render_page(request, "projects/import_detail.html", context, partial="job-status")

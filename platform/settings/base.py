@@ -157,7 +157,7 @@ SPECTACULAR_SETTINGS = {
     # One schema name per choice set that several fields share.
     "ENUM_NAME_OVERRIDES": {
         "ConsolidationMethodEnum": "apps.projects.models.ConsolidationMethod",
-        "JobStateEnum": "apps.projects.models.JobState",  # consolidation runs share these states
+        "JobStateEnum": "apps.projects.jobs.JobState",  # every background job shares these states
         "ItemStateEnum": "apps.projects.models.ItemState",
         "AssignmentStateEnum": "apps.annotation.models.AssignmentState",
     },

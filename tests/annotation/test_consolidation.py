@@ -7,17 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.annotation.consolidation import (
-    bio,
-    consensus_override,
-    consolidation_request,
-    consolidation_run,
-    decode,
-    tokens_of,
-)
+from apps.annotation.consensus import consensus_override, consolidation_request
+from apps.annotation.consolidation import consolidation_run
 from apps.annotation.models import AnnotatorQuality, ConsolidationRun, ItemConsensus
 from apps.annotation.services import annotation_submit, task_next_for_annotator
-from apps.projects.models import GoldLabel, Item, JobState, Membership, Project, Role
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.jobs import JobState
+from apps.projects.models import GoldLabel, Item, Membership, Project, Role
 from apps.projects.services import membership_unblock, project_update
 from tests.factories import ItemFactory, MembershipFactory, UserFactory
 
@@ -61,7 +57,7 @@ def test_an_item_gets_a_provisional_label_when_it_reaches_k(project):
 
     consensus = ItemConsensus.objects.get(item=item)
     assert consensus.is_provisional and consensus.method == "weighted vote"
-    assert consensus.parts == [{"start": None, "end": None, "label_id": project.labels.get(name="Sports").pk}]
+    assert consensus.parts == Answer([LabelPart(None, None, project.labels.get(name="Sports").pk)])
     assert 0.5 < consensus.confidence < 1
     assert Item.objects.get(pk=item.pk).state == "complete"
 
@@ -77,7 +73,7 @@ def test_the_provisional_vote_trusts_skilled_annotators(project):
     answer(project, novices[0], "World", item)
     answer(project, novices[1], "Business", item)
 
-    assert ItemConsensus.objects.get(item=item).parts[0]["label_id"] == project.labels.get(name="Science").pk
+    assert ItemConsensus.objects.get(item=item).parts.label_id == project.labels.get(name="Science").pk
 
 
 def test_dynamic_overlap_asks_for_more_annotators_when_unsure(project):
@@ -113,7 +109,7 @@ def test_a_full_pass_labels_items_and_measures_annotators(project):
 
     assert run.state == JobState.SUCCEEDED, run.error
     assert run.items == 4 and run.annotations == 12 and run.method == "dawid_skene"
-    labels = {c.item_id: c.parts[0]["label_id"] for c in ItemConsensus.objects.all()}
+    labels = {c.item_id: c.parts.label_id for c in ItemConsensus.objects.all()}
     assert labels == {pk: project.labels.get(name=name).pk for pk, name in truth.items()}
     assert all(not c.is_provisional for c in ItemConsensus.objects.all())
     quality = {q.annotator_id: q for q in AnnotatorQuality.objects.filter(project=project)}
@@ -128,13 +124,14 @@ def test_a_reviewers_answer_survives_every_recompute(project, cast):
     item = ItemFactory(project=project)
     for user in crowd(project, 3):
         answer(project, user, "World", item)
-    consensus_override(item=item, parts=[(None, None, project.labels.get(name="Business").pk)], reviewer=cast.reviewer)
+    business = Answer([LabelPart(None, None, project.labels.get(name="Business").pk)])
+    consensus_override(item=item, answer=business, reviewer=cast.reviewer)
 
     run_now(project, "majority_vote")
     run_now(project, "dawid_skene")
 
     consensus = ItemConsensus.objects.get(item=item)
-    assert consensus.parts[0]["label_id"] == project.labels.get(name="Business").pk
+    assert consensus.parts == business
     assert consensus.method == "reviewer" and consensus.reviewed_by == cast.reviewer
 
 
@@ -148,7 +145,7 @@ def test_gold_items_keep_their_gold_answer(project):
     run_now(project)
 
     assert ItemConsensus.objects.get(item=gold).method == "gold"
-    assert ItemConsensus.objects.get(item=gold).parts[0]["label_id"] == project.labels.get(name="Science").pk
+    assert ItemConsensus.objects.get(item=gold).parts.label_id == project.labels.get(name="Science").pk
 
 
 def test_auto_picks_a_method_on_gold_and_says_so(project):
@@ -182,7 +179,7 @@ def test_multi_label_is_consolidated_label_by_label(multi_cast):
 
     run_now(project)
 
-    names = {project.labels.get(pk=p["label_id"]).name for p in ItemConsensus.objects.get(item=item).parts}
+    names = {project.labels.get(pk=label_id).name for label_id in ItemConsensus.objects.get(item=item).parts.label_ids}
     assert names == {"Economy", "Health"}
 
 
@@ -210,15 +207,8 @@ def test_entity_spans_are_consolidated_into_valid_spans(spans_cast):
 
     run_now(project)
 
-    spans = sorted((p["start"], p["end"], p["label_id"]) for p in ItemConsensus.objects.get(item=item).parts)
-    assert spans == [(0, 11, person), (19, 33, org), (37, 41, place)]
-
-
-def test_bio_tags_and_decoding_repair_broken_sequences():
-    tokens = tokens_of("Ada Lovelace met Charles Babbage")
-    assert bio(tokens, [(0, 12, 1), (17, 24, 2)]) == ["B-1", "I-1", "O", "B-2", "O"]
-    # An I- after O starts a span; an I- of another type starts a new one.
-    assert decode(tokens, ["I-1", "I-1", "O", "I-2", "I-1"]) == [(0, 12, 1), (17, 24, 2), (25, 32, 1)]
+    spans = ItemConsensus.objects.get(item=item).parts
+    assert spans == Answer([LabelPart(0, 11, person), LabelPart(19, 33, org), LabelPart(37, 41, place)])
 
 
 def test_runs_are_one_at_a_time_and_claimed_once(project):

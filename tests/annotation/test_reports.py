@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from apps.annotation.consolidation import consolidation_request, consolidation_run
+from apps.annotation.consensus import consolidation_request
+from apps.annotation.consolidation import consolidation_run
 from apps.annotation.models import ConsolidationRun, ItemConsensus
 from apps.annotation.services import annotation_submit, task_next_for_annotator
 from apps.projects.models import Membership, Project
@@ -67,7 +68,7 @@ def test_a_reviewer_sets_the_final_answer(cast, consolidated):
     assert page.status_code == 200 and b"Use this" in page.content
     assert saved.status_code == 302
     consensus = ItemConsensus.objects.get(item=item)
-    assert consensus.parts[0]["label_id"] == sports.pk and consensus.reviewed_by == cast.reviewer
+    assert consensus.parts.label_id == sports.pk and consensus.reviewed_by == cast.reviewer
     assert consensus.review_note == "headline is about the match"
 
 
@@ -133,7 +134,7 @@ def test_consolidation_api_queues_and_reads_runs(cast, django_capture_on_commit_
 def test_exports_carry_the_consensus(cast, consolidated):
     import json
 
-    from apps.projects.exports import export_stream
+    from apps.annotation.exports import export_stream
 
     rows = [json.loads(line) for line in "".join(export_stream(project=consolidated, fmt="jsonl")).splitlines()]
     hf = [json.loads(line) for line in "".join(export_stream(project=consolidated, fmt="hf")).splitlines()]

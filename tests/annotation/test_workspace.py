@@ -5,9 +5,8 @@ import uuid
 
 import pytest
 
-from apps.annotation.models import Annotation, Assignment, AssignmentState
+from apps.annotation.models import Annotation, Assignment, AssignmentState, Suggestion
 from apps.annotation.services import task_next_for_annotator
-from apps.learning.models import Suggestion
 from apps.projects.models import Item, Project
 from apps.projects.services import membership_block, project_update
 from tests.factories import ItemFactory

@@ -13,7 +13,8 @@ from django.db import connection
 from django.test import override_settings
 
 from apps.projects.imports import import_job_run, items_import_start
-from apps.projects.models import ImportJob, Item, JobState
+from apps.projects.jobs import JobState
+from apps.projects.models import ImportJob, Item
 from tests.helpers import make_cast
 
 needs_redis = pytest.mark.skipif(

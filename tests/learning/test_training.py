@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from apps.annotation.models import ItemConsensus
-from apps.learning import modelling, services, serving
-from apps.learning.models import ModelVersion, Suggestion, TrainingRun, VersionStatus
+from apps.annotation.models import ItemConsensus, Suggestion
+from apps.learning import modelling, services, serving, store, training_sets
+from apps.learning.models import ModelVersion, TrainingRun, VersionStatus
 from apps.learning.ranking import pool_rank
-from apps.projects.models import Item, JobState, Project
+from apps.projects.jobs import JobState
+from apps.projects.models import Item, Project
 from apps.projects.services import project_update
 from tests.helpers import api_for, client_for
 from tests.learning.conftest import DEMO
@@ -34,7 +35,7 @@ def test_a_head_trained_on_a_small_set_learns(labelled_project):
     # Four topics: chance is 25%.
     assert version.metrics["accuracy"] > 0.75 and version.metrics["macro_f1"] > 0.7
     assert set(version.metrics["per_class_f1"]) == {"World", "Sports", "Business", "Science"}
-    artifact = services.artifact_path(version)
+    artifact = store.artifact_path(version)
     assert (artifact / "head.safetensors").exists() and not list(artifact.glob("*.pkl"))
     assert json.loads((artifact / "config.json").read_text())["mode"] == "head"
 
@@ -158,10 +159,10 @@ def test_auto_labelling_marks_model_labels(labelled_project):
     assert all(c.method == "model v1" and c.confidence >= 0.5 for c in model_labels)
     assert all(item.state == "complete" for item in Item.objects.filter(consensus__is_model_label=True))
     # They never train the next model: model labels are not human consensus.
-    assert services.sets_build(labelled_project).train.item_ids == list(
-        ItemConsensus.objects.filter(project=labelled_project, is_model_label=False, item__is_gold=False).values_list(
-            "item_id", flat=True
-        )
+    assert training_sets.sets_build(project=labelled_project).train.item_ids == list(
+        ItemConsensus.objects.filter(project=labelled_project, is_model_label=False, item__is_gold=False)
+        .order_by("item_id")
+        .values_list("item_id", flat=True)
     )
 
 
@@ -302,7 +303,7 @@ def test_fine_tuning_a_sequence_classifier_runs_and_serves(labelled_project, mon
 
     assert run.state == JobState.SUCCEEDED, run.error
     version = ModelVersion.objects.get()
-    model_dir = services.artifact_path(version) / "model"
+    model_dir = store.artifact_path(version) / "model"
     assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
     result = serving.predict(project=labelled_project, texts=["The striker scored twice."])["results"][0]
     assert set(result["probabilities"]) == {"World", "Sports", "Business", "Science"}
@@ -326,7 +327,7 @@ def test_an_entity_project_trains_a_token_model_that_finds_entities(spans_cast):
     assert run.state == JobState.SUCCEEDED, run.error
     version = ModelVersion.objects.get(project=project)
     assert version.evaluation["source"] == "holdout" and version.evaluation["size"] > 0
-    assert json.loads((services.artifact_path(version) / "config.json").read_text())["mode"] == "token-classification"
+    assert json.loads((store.artifact_path(version) / "config.json").read_text())["mode"] == "token-classification"
     # Ninety sentences are few, yet names and dates are regular enough to be found.
     assert version.metrics["entity_f1"] > 0.2, version.metrics
     text = "Maria Okafor flew to Lisbon on 3 May."

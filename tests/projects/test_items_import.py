@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from apps.projects.imports import import_job_run, items_import_start
-from apps.projects.models import GoldLabel, ImportJob, Item, JobState
+from apps.projects.jobs import JobState
+from apps.projects.models import GoldLabel, ImportJob, Item
 from apps.projects.services import project_update
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -1,43 +1,36 @@
-"""``manage.py simulate``: the active-learning benchmark's campaigns (bench/active_learning.py)
-from the project's command line, with the same options, e.g.
+"""``manage.py simulate``: active-learning campaigns on a labelled pool and test set (the
+comparison ``bench/active_learning.py`` prints; both call ``campaign.campaigns_report``), e.g.
 
     python manage.py simulate --pool pool.csv --test test.csv --budget 600 --strategies margin,mix
 """
 
-import sys
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-OPTIONS = (
-    "pool",
-    "test",
-    "budget",
-    "batch",
-    "start",
-    "seeds",
-    "noise",
-    "strategies",
-    "cache",
-    "plot",
-    "cores",
-    "round_items",
-)
+from apps.learning.campaign import DEFAULT_STRATEGIES, CampaignOptions, campaigns_report
 
 
 class Command(BaseCommand):
-    help = "Simulate active-learning campaigns on a labelled CSV pool and test set (see bench/active_learning.py)."
+    help = "Simulate active-learning campaigns on a labelled CSV pool and test set (header: label,text)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        for option in OPTIONS:
-            parser.add_argument(f"--{option.replace('_', '-')}", dest=option)
+        out = Path(settings.VAR_DIR) / "simulate"
+        parser.add_argument("--pool", type=Path, required=True, help="CSV with a header label,text")
+        parser.add_argument("--test", type=Path, required=True, help="CSV with a header label,text")
+        parser.add_argument("--budget", type=int, default=1000)
+        parser.add_argument("--batch", type=int, default=50)
+        parser.add_argument("--start", type=int, default=50)
+        parser.add_argument("--seeds", default="0,1,2")
+        parser.add_argument("--noise", type=float, default=0.0, help="share of wrong simulated answers")
+        parser.add_argument("--strategies", default=DEFAULT_STRATEGIES)
+        parser.add_argument("--cache", type=Path, default=out / "cache")
+        parser.add_argument("--plot", type=Path, default=out / "curves.png")
+        parser.add_argument("--cores", type=int, default=None)
+        parser.add_argument("--round-items", dest="round_items", type=int, default=100_000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from bench.active_learning import main
-
-        argv = ["simulate"]
-        for option in OPTIONS:
-            if options.get(option) is not None:
-                argv += [f"--{option.replace('_', '-')}", str(options[option])]
-        sys.argv = argv
-        main()
+        fields = CampaignOptions.__dataclass_fields__
+        campaigns_report(CampaignOptions(**{k: v for k, v in options.items() if k in fields}), out=self.stdout)

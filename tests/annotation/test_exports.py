@@ -5,8 +5,8 @@ import io
 import json
 import uuid
 
+from apps.annotation.exports import CHUNK, export_stream
 from apps.annotation.models import Annotation, AnnotationLabel
-from apps.projects.exports import CHUNK, export_stream
 from apps.projects.models import GoldLabel
 from tests.factories import ItemFactory
 

@@ -18,8 +18,7 @@ Formats:
 import csv
 import io
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,10 +27,10 @@ from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
-from apps.annotation.models import Annotation, ItemConsensus
+from apps.projects.answers import WHITESPACE_SEPARATED, Answer, LabelIndex, bio_tags, tokens_of, value_render
+from apps.projects.models import Item, Project, TaskType
 
-from .models import Item, Project, TaskType
-from .values import LabelIndex, LabelPart, value_render
+from .models import Annotation, ItemConsensus
 
 CHUNK = 2000
 
@@ -103,12 +102,8 @@ def _items(project: Project) -> Iterator[Item]:
     return items.iterator(chunk_size=CHUNK)
 
 
-def _parts(rows: Iterable[Any]) -> list[LabelPart]:
-    return [LabelPart(row.start, row.end, row.label_id) for row in rows]
-
-
 def _record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any]:
-    gold = value_render(project=project, labels=labels, parts=_parts(item.gold_labels.all()), text=item.text)
+    gold = value_render(project=project, labels=labels, parts=Answer.of_rows(item.gold_labels.all()), text=item.text)
     return {
         "id": item.pk,
         "external_id": item.external_id or None,
@@ -122,7 +117,7 @@ def _record(project: Project, labels: LabelIndex, item: Item) -> dict[str, Any]:
             {
                 "annotator": annotation.annotator.get_username(),
                 "value": value_render(
-                    project=project, labels=labels, parts=_parts(annotation.labels.all()), text=item.text
+                    project=project, labels=labels, parts=Answer.of_rows(annotation.labels.all()), text=item.text
                 ),
                 "created_at": annotation.created_at.isoformat(),
                 "duration_ms": annotation.duration_ms,
@@ -137,7 +132,7 @@ def _consensus_record(project: Project, labels: LabelIndex, item: Item) -> dict[
     if consensus is None:
         return None
     return {
-        "value": value_render(project=project, labels=labels, parts=_consensus_parts(consensus), text=item.text),
+        "value": value_render(project=project, labels=labels, parts=consensus.parts, text=item.text),
         "confidence": consensus.confidence,
         "method": consensus.method,
         "reviewed": consensus.is_reviewed,
@@ -152,16 +147,12 @@ def _consensus(item: Item) -> ItemConsensus | None:
         return None
 
 
-def _consensus_parts(consensus: ItemConsensus) -> list[LabelPart]:
-    return [LabelPart(p.get("start"), p.get("end"), p["label_id"]) for p in consensus.parts]
-
-
-def _training_answer(item: Item) -> list[LabelPart] | None:
+def _training_answer(item: Item) -> Answer | None:
     """The answer training data carries: the gold answer, else the consolidated label."""
     if item.is_gold:
-        return _parts(item.gold_labels.all())
+        return Answer.of_rows(item.gold_labels.all())
     consensus = _consensus(item)
-    return _consensus_parts(consensus) if consensus is not None else None
+    return consensus.parts if consensus is not None else None
 
 
 def export_response(*, project: Project, fmt: str) -> StreamingHttpResponse:
@@ -240,7 +231,7 @@ def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
         answer = _training_answer(item)
         row: dict[str, Any] = {"id": item.pk, "external_id": item.external_id or None, "text": item.text}
         if project.task_type == TaskType.SPANS:
-            tokens, tags = bio_tags(item.text, answer or [], labels)
+            tokens, tags = conll_tokens(item.text, answer or Answer(), labels)
             row.update(tokens=tokens, ner_tags=tags, has_answer=answer is not None)
         elif project.task_type == TaskType.MULTI_LABEL:
             row["labels"] = value_render(project=project, labels=labels, parts=answer or [], text=item.text)
@@ -257,32 +248,11 @@ def _hf(project: Project, labels: LabelIndex) -> Iterator[str]:
         yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
-TOKEN = re.compile(r"\S+")
-
-
-def bio_tags(text: str, parts: list[LabelPart], labels: LabelIndex) -> tuple[list[str], list[str]]:
-    """Whitespace tokens of ``text`` with BIO tags from character spans. A token is inside a
-    span when it overlaps it; where spans overlap, the earlier span wins."""
-    tokens, tags = [], []
-    spans = sorted(parts)
-    previous_span: LabelPart | None = None
-    for match in TOKEN.finditer(text):
-        tokens.append(match.group())
-        span = next(
-            (
-                p
-                for p in spans
-                if p.start is not None and p.end is not None and p.start < match.end() and match.start() < p.end
-            ),
-            None,
-        )
-        if span is None:
-            tags.append("O")
-        else:
-            name = labels.by_id[span.label_id].name
-            tags.append(("I-" if span == previous_span else "B-") + name)
-        previous_span = span
-    return tokens, tags
+def conll_tokens(text: str, answer: Answer, labels: LabelIndex) -> tuple[list[str], list[str]]:
+    """Whitespace-separated tokens of ``text`` with BIO tags named by label."""
+    tokens = tokens_of(text, WHITESPACE_SEPARATED)
+    tags = [tag if tag == "O" else f"{tag[:2]}{labels.by_id[int(tag[2:])].name}" for tag in bio_tags(tokens, answer)]
+    return [text[start:end] for start, end in tokens], tags
 
 
 def _conll(project: Project, labels: LabelIndex) -> Iterator[str]:
@@ -290,5 +260,5 @@ def _conll(project: Project, labels: LabelIndex) -> Iterator[str]:
         answer = _training_answer(item)
         if answer is None:
             continue
-        tokens, tags = bio_tags(item.text, answer, labels)
+        tokens, tags = conll_tokens(item.text, answer, labels)
         yield "".join(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True)) + "\n"

@@ -1,7 +1,9 @@
 """Load Quorum's demo: accounts, a news-topic classification project and an
-entity-span project, from the corpus written for the demo in ``apps/projects/demo_data``.
+entity-span project, from the corpus written for the demo in ``apps/projects/demo_data``,
+labelled in part by simulated annotators, consolidated, and a first model trained.
 
-Idempotent: running it again leaves an existing demo alone (``--reset`` rebuilds it).
+It drives all three apps, so it lives in the top one. Idempotent: running it again leaves
+an existing demo alone (``--reset`` rebuilds it).
 """
 
 import json
@@ -14,11 +16,17 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+import apps.projects
+from apps.annotation.consensus import consolidation_request
+from apps.annotation.consolidation import consolidation_run
+from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
+from apps.learning.services import training_request, training_run_execute
 from apps.projects.imports import items_import_start
-from apps.projects.models import Project, Role, TaskType
+from apps.projects.jobs import JobState
+from apps.projects.models import Item, Project, Role, TaskType
 from apps.projects.services import membership_add, project_create
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
+DEMO_DIR = Path(apps.projects.__file__).resolve().parent / "demo_data"
 DEMO_PASSWORD = "quorum-demo"
 ANNOTATORS = [f"annotator{n}" for n in range(1, 6)]
 # How often each simulated annotator gives the right answer: two careful, two average,
@@ -95,10 +103,8 @@ class Command(BaseCommand):
     def _train(self, project: Project) -> None:
         """A first model for the topics project, so its model page and pre-labels have
         something to show (the entities model trains when asked: it takes longer)."""
-        from apps.learning.services import training_request, training_run_execute
-
         run = training_run_execute(run_id=training_request(project=project, trigger="demo").pk)
-        if run is not None and run.state == "succeeded":
+        if run is not None and run.state == JobState.SUCCEEDED:
             self.stdout.write(
                 f"  {project.name}: model v{run.version.number}, macro-F1 {run.metrics.get('macro_f1', 0):.2f}"
             )
@@ -107,10 +113,6 @@ class Command(BaseCommand):
 
     def _simulate(self, project: Project, users: dict[str, Any], corpus_name: str, truth_of: Any, answers: int) -> None:
         """Simulated annotators label part of the project, so every page has data."""
-        from apps.annotation.consolidation import consolidation_request, consolidation_run
-        from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
-        from apps.projects.models import Item
-
         truth_by_id = {row["id"]: truth_of(row) for row in corpus(corpus_name)}
         truth = {
             pk: truth_by_id[external]
@@ -149,7 +151,7 @@ class Command(BaseCommand):
 
     def _import(self, project: Project, user: Any, name: str, rows: list[dict[str, Any]]) -> None:
         job = items_import_start(project=project, user=user, upload=_jsonl_upload(name, rows), fmt="jsonl", inline=True)
-        if job.state != "succeeded":
+        if job.state != JobState.SUCCEEDED:
             raise CommandError(f"The demo import failed: {job.message} {job.errors[:5]}")
         self.stdout.write(f"  {project.name}: {job.rows_imported} items")
 

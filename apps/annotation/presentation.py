@@ -1,0 +1,185 @@
+"""The annotation app's data shaped for templates and charts (Chart.js configurations):
+the overview's sections, the reports' charts and heat map."""
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from apps.projects.answers import Answer, LabelIndex
+from apps.projects.models import Item, PrelabelMode, Project
+from apps.projects.presentation import answer_display
+from apps.projects.selectors import ANNOTATE, REVIEW
+
+from . import selectors, services
+from .models import Assignment
+
+
+def task_context(*, project: Project, labels: LabelIndex, assignment: Assignment) -> dict[str, Any]:
+    """One item to label, as the workspace's task partial shows it, with its pre-label.
+    Prelabel mode "after" keeps the model's guess out of sight until the annotator has
+    answered, so it cannot anchor them; it then shows beside their answer in the latest
+    answers."""
+    suggestion = selectors.item_suggestion(item=assignment.item) if project.prelabel_mode == PrelabelMode.SHOW else None
+    suggested = selectors.suggestion_answer(suggestion, labels.by_id)
+    return {
+        "project": project,
+        "labels": labels.labels,
+        "assignment": assignment,
+        "item": assignment.item,
+        "submission_id": uuid.uuid4(),
+        "suggestion": suggestion,
+        "suggested_labels": [labels.by_id[p.label_id] for p in suggested if not p.is_span],
+        "suggested_spans": spans_json(suggested),
+        "selected_ids": set(),
+        "spans": [],
+    }
+
+
+def spans_json(answer: Answer) -> list[dict[str, Any]]:
+    """An answer's spans as the workspace script takes them."""
+    return [part.to_json() for part in answer if part.is_span]
+
+
+def recent_answers(*, project: Project, annotator: AbstractBaseUser, labels: LabelIndex) -> list[dict[str, Any]]:
+    """The annotator's latest answers, with whether each may still change and, in prelabel
+    mode "after", the model's guess beside it."""
+    rows = selectors.recent_annotations(project=project, annotator=annotator)
+    recent_ids = {annotation.pk for annotation in rows}
+    recent = []
+    for annotation in rows:
+        answer = selectors.annotation_answer(annotation)
+        suggestion = (
+            selectors.item_suggestion(item=annotation.item) if project.prelabel_mode == PrelabelMode.AFTER else None
+        )
+        recent.append(
+            {
+                "annotation": annotation,
+                "labels": [labels.by_id[p.label_id] for p in answer if not p.is_span],
+                "span_count": sum(1 for p in answer if p.is_span),
+                "editable": services.annotation_is_editable(annotation=annotation, recent_ids=recent_ids),
+                "model": [
+                    labels.by_id[label_id]
+                    for label_id in selectors.suggestion_answer(suggestion, labels.by_id).label_ids
+                ],
+            }
+        )
+    return recent
+
+
+def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[str, Any]:
+    """Every answer an item got, beside its consensus and each annotator's quality."""
+    consensus = selectors.consensus_get(item=item)
+    current = consensus.parts if consensus is not None else Answer()
+    quality = selectors.qualities(project=project)
+    answers = [
+        {
+            **row,
+            "display": answer_display(project, labels, row["answer"], item.text),
+            "quality": quality.get(row["annotation"].annotator_id),
+            "agrees": consensus is not None and set(row["answer"]) == set(current),
+        }
+        for row in selectors.item_annotations(item=item)
+    ]
+    return {
+        "project": project,
+        "item": item,
+        "labels": labels.labels,
+        "answers": answers,
+        "consensus": consensus,
+        "consensus_display": answer_display(project, labels, current, item.text) if consensus else None,
+        "selected_ids": {p.label_id for p in current if not p.is_span},
+        "spans": spans_json(current),
+        "next_item": selectors.item_next_disagreement(project=project, after=item),
+    }
+
+
+def overview_sections(*, project: Project, user: AbstractBaseUser) -> dict[str, Any]:
+    """What the project overview shows of annotation, for the viewer's role: their own
+    progress (annotators), the answers per day, the annotators' table and the budget
+    (managers and reviewers)."""
+    context: dict[str, Any] = {}
+    if project.user_role in ANNOTATE:  # type: ignore[attr-defined]
+        context["my_progress"] = selectors.annotator_progress(project=project, annotator=user, since=None)
+    if project.user_role in REVIEW:  # type: ignore[attr-defined]
+        stats = selectors.annotator_stats(project=project)
+        context.update(
+            per_day_chart=per_day_chart(selectors.annotations_per_day(project=project)),
+            annotations_total=sum(row["count"] for row in stats),
+            annotator_stats=stats,
+            budget=selectors.budget_summary(project=project),
+        )
+    return context
+
+
+def per_day_chart(per_day: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "data": {
+            "labels": [row["day"].strftime("%d %b") for row in per_day],
+            "datasets": [{"label": "Annotations", "data": [row["n"] for row in per_day], "backgroundColor": "#6366f1"}],
+        },
+        "options": {
+            "plugins": {"legend": {"display": False}},
+            "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}, "x": {"grid": {"display": False}}},
+        },
+    }
+
+
+def heat_colour(value: float | None) -> str:
+    """Red (disagree) to green (agree) for a kappa; grey where it is undefined."""
+    if value is None:
+        return "#f1f5f9"
+    hue = max(0.0, min(1.0, (value + 0.2) / 1.2)) * 130
+    return f"hsl({hue:.0f} 70% 85%)"
+
+
+def _percentages(rows: list[dict[str, Any]], key: str) -> list[float | None]:
+    return [None if row[key] is None else round(100 * row[key], 1) for row in rows]
+
+
+def report_charts(rows: list[dict[str, Any]], histogram: list[int]) -> dict[str, Any]:
+    percent_axis = {"min": 0, "max": 100, "title": {"display": True, "text": "%"}}
+    count_axis = {"beginAtZero": True, "ticks": {"precision": 0}}
+    return {
+        "quality": {
+            "data": {
+                "labels": [row["username"] for row in rows],
+                "datasets": [
+                    {
+                        "label": "Gold accuracy",
+                        "data": _percentages(rows, "gold_accuracy"),
+                        "backgroundColor": "#f59e0b",
+                    },
+                    {
+                        "label": "Agreement with consensus",
+                        "data": _percentages(rows, "agreement"),
+                        "backgroundColor": "#6366f1",
+                    },
+                ],
+            },
+            "options": {"indexAxis": "y", "scales": {"x": percent_axis}},
+        },
+        "confidence": {
+            "data": {
+                "labels": [f"{10 * i}–{10 * (i + 1)}%" for i in range(len(histogram))],
+                "datasets": [{"label": "Items", "data": histogram, "backgroundColor": "#22c55e"}],
+            },
+            "options": {"plugins": {"legend": {"display": False}}, "scales": {"y": count_axis}},
+        },
+    }
+
+
+def heatmap_cells(heatmap: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The pairwise-kappa heat map of a consolidation report, with a colour per cell."""
+    if not heatmap:
+        return None
+    return {
+        "annotators": heatmap["annotators"],
+        "rows": [
+            [
+                {"value": value, "shared": shared, "colour": heat_colour(value)}
+                for value, shared in zip(values, counts, strict=True)
+            ]
+            for values, counts in zip(heatmap["kappa"], heatmap["shared"], strict=True)
+        ],
+    }

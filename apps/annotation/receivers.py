@@ -1,0 +1,39 @@
+"""The annotation app's part in what projects asks of the apps above it
+(``apps/projects/events.py``). Connected in ``AnnotationConfig.ready()``; each receiver
+calls one service, selector or presentation helper."""
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from apps.projects import events
+from apps.projects.answers import LabelIndex
+from apps.projects.models import Item, Label, Project
+from apps.projects.presentation import answer_display
+
+from . import presentation, selectors, services
+
+
+@receiver(events.project_deleting)
+def _answers_delete(sender: Any, *, project: Project, **kwargs: Any) -> None:
+    services.project_answers_delete(project=project)
+
+
+@receiver(events.answers_counted)
+def _answers_count(sender: Any, *, project: Project, label: Label | None, **kwargs: Any) -> dict[str, int]:
+    return {"annotations": selectors.answers_count(project=project, label=label)}
+
+
+@receiver(events.overview_shown)
+def _overview_sections(sender: Any, *, project: Project, user: Any, **kwargs: Any) -> dict[str, Any]:
+    return presentation.overview_sections(project=project, user=user)
+
+
+@receiver(events.item_shown)
+def _item_annotations(
+    sender: Any, *, project: Project, item: Item, labels: LabelIndex, **kwargs: Any
+) -> dict[str, Any]:
+    annotations = selectors.item_annotations(item=item)
+    for row in annotations:
+        row["display"] = answer_display(project, labels, row["answer"], item.text)
+    return {"annotations": annotations}

@@ -1,0 +1,26 @@
+"""Learning's part in what the apps below it announce (``apps/projects/events.py``,
+``apps/annotation/events.py``). Connected in ``LearningConfig.ready()``; each receiver
+calls one service."""
+
+from typing import Any
+
+from django.conf import settings
+from django.dispatch import receiver
+
+from apps.annotation import events as annotation_events
+from apps.projects import events as project_events
+from apps.projects.models import Project
+
+from . import services
+
+
+@receiver(project_events.items_imported)
+def _embed_new_items(sender: Any, *, project: Project, **kwargs: Any) -> None:
+    """Embed imported items in the background right away, so training starts warm."""
+    if settings.QUORUM_EMBED_ON_IMPORT:
+        services.embeddings_refresh_request(project=project)
+
+
+@receiver(annotation_events.items_completed)
+def _count_new_labels(sender: Any, *, project: Project, count: int, **kwargs: Any) -> None:
+    services.labels_counted(project=project, new=count)

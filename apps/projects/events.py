@@ -1,0 +1,32 @@
+"""What projects tells the apps above it (annotation, learning), which subscribe to these
+signals in their ``AppConfig.ready()``.
+
+Projects is the bottom app and imports neither of them. Where one of its writes or pages
+needs their part (their rows that point at labels, their figures on the overview), it
+sends one of these signals and their receivers act or answer. Django returns each
+receiver's answer from ``send()``; each signal below says when it is sent, with which
+keyword arguments, and what a receiver returns.
+"""
+
+from django.dispatch import Signal
+
+# project_delete, inside its transaction, before the project row goes. Answers point at
+# labels with on_delete=PROTECT, so the apps that keep answers delete theirs first.
+# kwargs: project. Returns nothing.
+project_deleting = Signal()
+
+# How many answers use a label, or (label=None) any label of the project: label_usage and
+# project_update (the task type is fixed once answers exist) ask it.
+# kwargs: project, label (or None). Returns {"annotations": 12}: what, and how many.
+answers_counted = Signal()
+
+# import_job_run, after an import's items are committed. kwargs: project, job.
+# Returns nothing (learning embeds the new items in the background).
+items_imported = Signal()
+
+# The overview page, for the viewer's role. kwargs: project, user, counts (items per
+# state). Returns a dict of template context for the page's sections of that app.
+overview_shown = Signal()
+
+# The item page. kwargs: project, item. Returns a dict of template context.
+item_shown = Signal()

@@ -1,0 +1,53 @@
+"""Projects' data shaped for templates and charts: answers ready to show, the items-by-state
+chart. Views of every app use these, so no view imports another view."""
+
+from typing import Any
+
+from .answers import Answer, LabelIndex
+from .models import ItemState, Project
+
+STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
+
+
+def state_chart(counts: dict[str, int]) -> dict[str, Any]:
+    """A doughnut of items per state (Chart.js configuration)."""
+    return {
+        "data": {
+            "labels": [state.label for state in ItemState],
+            "datasets": [
+                {
+                    "data": [counts[state] for state in ItemState.values],
+                    "backgroundColor": [STATE_COLOURS[state] for state in ItemState],
+                    "borderWidth": 0,
+                }
+            ],
+        },
+        "options": {"cutout": "62%"},
+    }
+
+
+def answer_display(project: Project, labels: LabelIndex, parts: Answer, text: str) -> dict[str, Any]:
+    """An answer ready for a template: the chosen labels, or the text cut into spans."""
+    if project.is_spans:
+        return {
+            "segments": text_segments(text, parts, labels),
+            "spans": [{"label": labels.by_id[p.label_id], "text": text[p.start : p.end]} for p in parts],
+        }
+    return {"labels": sorted((labels.by_id[p.label_id] for p in parts), key=lambda label: label.order)}
+
+
+def text_segments(text: str, parts: Answer, labels: LabelIndex) -> list[dict[str, Any]]:
+    """The text cut into plain and labelled pieces, for highlighting spans in templates.
+    Overlapping spans are shown by their first span only."""
+    segments, position = [], 0
+    for part in parts:
+        assert part.start is not None and part.end is not None
+        if part.start < position:
+            continue
+        if part.start > position:
+            segments.append({"text": text[position : part.start], "label": None})
+        segments.append({"text": text[part.start : part.end], "label": labels.by_id[part.label_id]})
+        position = part.end
+    if position < len(text):
+        segments.append({"text": text[position:], "label": None})
+    return segments
