@@ -3,25 +3,34 @@ errors shown on forms, and refusals answered to the workspace script."""
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from .errors import Conflict
 
 
+class AuthenticatedRequest(HttpRequest):
+    """What a view behind ``login_required`` receives, as type checkers should see it:
+    a signed-in user, and django-htmx's details of the request."""
+
+    user: User
+    htmx: HtmxDetails
+
+
 def render_page(
-    request: HttpRequest, template: str, context: dict[str, Any], partial: str | None = None
+    request: AuthenticatedRequest, template: str, context: dict[str, Any], partial: str | None = None
 ) -> HttpResponse:
     """The whole page, or only its named ``partial`` when htmx asked for a piece."""
-    htmx = getattr(request, "htmx", None)
-    if partial and htmx and not htmx.boosted:
+    if partial and request.htmx and not request.htmx.boosted:
         template = f"{template}#{partial}"
     return render(request, template, context)
 
 
-def form_add_service_error(form: Form, error: ValidationError) -> None:
+def form_add_service_error(form: BaseForm, error: ValidationError) -> None:
     """Show a service's ValidationError on the form: under the field it names when the
     form has that field, above the form otherwise."""
     if hasattr(error, "error_dict"):

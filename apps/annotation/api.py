@@ -7,7 +7,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,7 +14,7 @@ from apps.projects import selectors as project_selectors
 from apps.projects.answers import LabelIndex, value_render
 from apps.projects.models import ConsolidationMethod, Project
 from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
-from platform.drf import paginated
+from platform.drf import AuthenticatedApiRequest, paginated
 
 from . import consensus, selectors, services
 from .exports import ExportError, export_response
@@ -67,7 +66,7 @@ class TaskNextApi(APIView):
         )  # fmt: skip
 
     @extend_schema(request=TaskNextInput, responses=NextTaskOutput)
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.TaskNextInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -86,7 +85,7 @@ class TaskSkipApi(APIView):
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
 
     @extend_schema(request=TaskSkipInput, responses={200: None})
-    def post(self, request: Request, project_id: int, assignment_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int, assignment_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.TaskSkipInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -98,7 +97,7 @@ class TaskSkipApi(APIView):
 
 class AnnotationOutput(serializers.ModelSerializer):
     annotator = serializers.SerializerMethodField()
-    value = serializers.SerializerMethodField()
+    value = serializers.SerializerMethodField(method_name="rendered_value")
 
     class Meta:
         model = Annotation
@@ -107,7 +106,7 @@ class AnnotationOutput(serializers.ModelSerializer):
     def get_annotator(self, annotation: Annotation) -> str:
         return annotation.annotator.get_username()
 
-    def get_value(self, annotation: Annotation) -> Any:
+    def rendered_value(self, annotation: Annotation) -> Any:
         # An answer the caller has at hand (a submit just made it) spares a query.
         known = self.context.get("answers", {}).get(annotation.pk)
         return value_render(
@@ -133,7 +132,7 @@ class AnnotationListApi(APIView):
         parameters=[OpenApiParameter("item", int), OpenApiParameter("annotator", str)],
         responses=AnnotationOutput(many=True),
     )
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         annotations = selectors.annotations_list(
             project=project,
@@ -152,7 +151,7 @@ class AnnotationListApi(APIView):
             "With next=true the response also carries the next task."
         ),
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.AnnotationSubmitInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -185,7 +184,7 @@ class AnnotationDetailApi(APIView):
         value = serializers.JSONField()
 
     @extend_schema(request=AnnotationUpdateInput, responses=AnnotationOutput)
-    def patch(self, request: Request, project_id: int, annotation_id: int) -> Response:
+    def patch(self, request: AuthenticatedApiRequest, project_id: int, annotation_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.AnnotationUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -213,7 +212,7 @@ class ConsolidationListApi(APIView):
         method = serializers.ChoiceField(choices=ConsolidationMethod.choices, required=False, allow_blank=True)
 
     @extend_schema(responses=ConsolidationRunOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return paginated(request, self, selectors.consolidation_runs(project=project), ConsolidationRunOutput)
 
@@ -222,7 +221,7 @@ class ConsolidationListApi(APIView):
         responses={202: ConsolidationRunOutput},
         description="Queue a full consolidation (or return the one already queued or running).",
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         data = self.ConsolidationRequestInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -233,7 +232,7 @@ class ConsolidationListApi(APIView):
 
 class ConsolidationDetailApi(APIView):
     @extend_schema(responses=ConsolidationRunOutput)
-    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, run_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return Response(ConsolidationRunOutput(selectors.consolidation_get(project=project, run_id=run_id)).data)
 
@@ -249,7 +248,7 @@ class AgreementReportApi(APIView):
             },
         )
     )
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         run = selectors.consolidation_latest(project=project)
         return Response(
@@ -282,20 +281,20 @@ class AnnotatorReportOutput(serializers.Serializer):
 
 class AnnotatorReportApi(APIView):
     @extend_schema(responses=AnnotatorReportOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return Response(AnnotatorReportOutput(selectors.annotator_rows(project=project), many=True).data)
 
 
 class ConsensusOutput(serializers.ModelSerializer):
-    value = serializers.SerializerMethodField()
+    value = serializers.SerializerMethodField(method_name="rendered_value")
     reviewed_by = serializers.SerializerMethodField()
 
     class Meta:
         model = ItemConsensus
         fields = ["item", "value", "confidence", "posteriors", "method", "is_provisional", "reviewed_by", "reviewed_at"]
 
-    def get_value(self, consensus: ItemConsensus) -> Any:
+    def rendered_value(self, consensus: ItemConsensus) -> Any:
         return value_render(
             project=self.context["project"],
             labels=self.context["labels"],
@@ -312,7 +311,7 @@ class ConsensusListApi(APIView):
         parameters=[OpenApiParameter("disagreement", bool, description="Only unreviewed items, least sure first")],
         responses=ConsensusOutput(many=True),
     )
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         if request.query_params.get("disagreement") in ("1", "true", "yes"):
             rows = selectors.disagreements(project=project).select_related("reviewed_by")
@@ -328,7 +327,7 @@ class ConsensusDetailApi(APIView):
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
     @extend_schema(request=ConsensusOverrideInput, responses=ConsensusOutput)
-    def put(self, request: Request, project_id: int, item_id: int) -> Response:
+    def put(self, request: AuthenticatedApiRequest, project_id: int, item_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         item = project_selectors.item_get(project=project, item_id=item_id)
         data = self.ConsensusOverrideInput(data=request.data)
@@ -351,7 +350,7 @@ class ExportApi(APIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         description="Stream every item of the project with its gold answer, annotations and consensus.",
     )
-    def get(self, request: Request, project_id: int) -> StreamingHttpResponse | Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> StreamingHttpResponse | Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         try:
             return export_response(project=project, fmt=request.query_params.get("format", "jsonl"))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
@@ -157,7 +157,7 @@ def consensus_provisional(*, project: Project, item: Item) -> ItemConsensus | No
 # --- reviewers, models, the full pass -----------------------------------------------------------------
 
 
-def consensus_override(*, item: Item, answer: Answer, reviewer: AbstractBaseUser, note: str = "") -> ItemConsensus:
+def consensus_override(*, item: Item, answer: Answer, reviewer: User, note: str = "") -> ItemConsensus:
     """A reviewer's final answer for an item; no later consolidation changes it."""
     now = timezone.now()
     with transaction.atomic():
@@ -183,7 +183,7 @@ def consensus_review(
     *,
     project: Project,
     item: Item,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     labels: LabelIndex,
     annotation_id: Any = None,
     value: Any = None,

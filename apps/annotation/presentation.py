@@ -4,7 +4,7 @@ the overview's sections, the reports' charts and heat map."""
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from apps.projects.answers import Answer, LabelIndex
 from apps.projects.models import Item, PrelabelMode, Project
@@ -41,7 +41,7 @@ def spans_json(answer: Answer) -> list[dict[str, Any]]:
     return [part.to_json() for part in answer if part.is_span]
 
 
-def recent_answers(*, project: Project, annotator: AbstractBaseUser, labels: LabelIndex) -> list[dict[str, Any]]:
+def recent_answers(*, project: Project, annotator: User, labels: LabelIndex) -> list[dict[str, Any]]:
     """The annotator's latest answers, with whether each may still change and, in prelabel
     mode "after", the model's guess beside it."""
     rows = selectors.recent_annotations(project=project, annotator=annotator)
@@ -94,7 +94,7 @@ def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[
     }
 
 
-def overview_sections(*, project: Project, user: AbstractBaseUser) -> dict[str, Any]:
+def overview_sections(*, project: Project, user: User) -> dict[str, Any]:
     """What the project overview shows of annotation, for the viewer's role: their own
     progress (annotators), the answers per day, the annotators' table and the budget
     (managers and reviewers)."""

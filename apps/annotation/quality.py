@@ -9,7 +9,7 @@ reason and can unblock; gold answers given before the unblock no longer count.
 from collections import defaultdict
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from apps.projects.answers import Answer, LabelPart, answer_score
 from apps.projects.models import Membership, Project, Role
@@ -45,7 +45,7 @@ def gold_accuracy(scores: list[tuple[Any, float]]) -> float | None:
     return sum(score for _, score in scores) / len(scores) if scores else None
 
 
-def annotator_quality_check(*, project: Project, annotator: AbstractBaseUser) -> Membership | None:
+def annotator_quality_check(*, project: Project, annotator: User) -> Membership | None:
     return _check(project, [annotator.pk]).get(annotator.pk)
 
 

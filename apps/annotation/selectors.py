@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
@@ -48,7 +48,7 @@ def items_left(*, project: Project) -> int:
     return int(left)
 
 
-def annotator_progress(*, project: Project, annotator: AbstractBaseUser, since: datetime | None) -> dict[str, int]:
+def annotator_progress(*, project: Project, annotator: User, since: datetime | None) -> dict[str, int]:
     counts = Annotation.objects.filter(project=project, annotator=annotator).aggregate(
         total=Count("id"), session=Count("id", filter=Q(created_at__gte=since) if since else Q(pk__in=[]))
     )
@@ -60,7 +60,7 @@ def annotation_answer(annotation: Annotation) -> Answer:
     return Answer.of_rows(annotation.labels.all())
 
 
-def recent_annotations(*, project: Project, annotator: AbstractBaseUser, limit: int = 5) -> list[Annotation]:
+def recent_annotations(*, project: Project, annotator: User, limit: int = 5) -> list[Annotation]:
     return list(
         Annotation.objects.filter(project=project, annotator=annotator)
         .select_related("item", "item__suggestion")
@@ -69,7 +69,7 @@ def recent_annotations(*, project: Project, annotator: AbstractBaseUser, limit: 
     )
 
 
-def annotation_get(*, project: Project, annotator: AbstractBaseUser, annotation_id: Any) -> Annotation:
+def annotation_get(*, project: Project, annotator: User, annotation_id: Any) -> Annotation:
     """One of the annotator's own answers in this project; anything else is a 404."""
     try:
         return (
@@ -81,7 +81,7 @@ def annotation_get(*, project: Project, annotator: AbstractBaseUser, annotation_
         raise Http404("No such answer of yours in this project.") from None
 
 
-def assignment_get(*, project: Project, annotator: AbstractBaseUser, assignment_id: Any) -> Assignment:
+def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> Assignment:
     """One of this annotator's assignments in this project; anything else is a 404."""
     try:
         return Assignment.objects.select_related("item").get(
@@ -213,7 +213,7 @@ def given_answers(*, project: Project, item_ids: Iterable[int] | None = None) ->
     if project.blocked_answers == BlockedAnswers.EXCLUDE:
         blocked = Membership.objects.filter(project=project, is_blocked=True).values("user_id")
         annotations = annotations.exclude(annotator_id__in=blocked)
-    given = {
+    given: dict[int, tuple[int, int, list[LabelPart]]] = {
         pk: (item_id, annotator_id, [])
         for pk, item_id, annotator_id in annotations.values_list("pk", "item_id", "annotator_id")
     }

@@ -436,7 +436,7 @@ def item_on_complete(*, project: Project, item: Item) -> None:
         return
     item.state = ItemState.COMPLETE
     item.save(update_fields=["state"])
-    events.items_completed.send(sender=Item, project=project, count=1)
+    events.items_completed.send(sender=None, project=project, count=1)
 
 
 @transaction.atomic
@@ -456,7 +456,7 @@ def assignment_skip(*, project: Project, annotator: User, assignment_id: Any, re
     return assignment
 
 
-def annotation_is_editable(annotation: Annotation, recent_ids: set[int]) -> bool:
+def annotation_is_editable(*, annotation: Annotation, recent_ids: set[int]) -> bool:
     return annotation.pk in recent_ids and annotation.item.consolidated_at is None
 
 
@@ -479,7 +479,8 @@ def annotation_update(*, project: Project, annotator: User, annotation_id: Any, 
         )
     except (Annotation.DoesNotExist, TypeError, ValueError):
         raise Http404("No such annotation of yours in this project.") from None
-    if not annotation_is_editable(annotation, recent_annotation_ids(project=project, annotator=annotator)):
+    recent_ids = recent_annotation_ids(project=project, annotator=annotator)
+    if not annotation_is_editable(annotation=annotation, recent_ids=recent_ids):
         raise SubmitRefused(
             f"Only your last {EDITABLE_RECENT} answers can be changed, and only until their items are consolidated."
         )

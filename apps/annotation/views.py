@@ -11,7 +11,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -26,7 +26,7 @@ from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
 from apps.projects.services import membership_unblock
 from platform.errors import Conflict
-from platform.html import refusal_json, refusal_message
+from platform.html import AuthenticatedRequest, refusal_json, refusal_message
 
 from . import consensus, presentation, selectors, services
 from .exports import ExportError, export_formats_for, export_response
@@ -34,7 +34,7 @@ from .forms import held_assignment_ids, submitted_value
 from .models import Assignment, AssignmentState
 
 
-def _session_start(request: HttpRequest, project: Project) -> datetime:
+def _session_start(request: AuthenticatedRequest, project: Project) -> datetime:
     """When this browser session started labelling the project (kept in the session)."""
     key = f"annotate-since:{project.pk}"
     since = parse_datetime(request.session.get(key, "") or "")
@@ -44,7 +44,9 @@ def _session_start(request: HttpRequest, project: Project) -> datetime:
     return since
 
 
-def _render_task(request: HttpRequest, project: Project, labels: LabelIndex, assignment: Assignment | None) -> str:
+def _render_task(
+    request: AuthenticatedRequest, project: Project, labels: LabelIndex, assignment: Assignment | None
+) -> str:
     if assignment is None:
         return ""
     context = presentation.task_context(project=project, labels=labels, assignment=assignment)
@@ -53,7 +55,7 @@ def _render_task(request: HttpRequest, project: Project, labels: LabelIndex, ass
 
 @login_required
 @require_GET
-def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
+def workspace(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
     labels = LabelIndex.for_project(project)
     since = _session_start(request, project)
@@ -89,7 +91,9 @@ def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, "annotation/workspace.html", context)
 
 
-def _workspace_reply(request: HttpRequest, project: Project, labels: LabelIndex, **extra: object) -> JsonResponse:
+def _workspace_reply(
+    request: AuthenticatedRequest, project: Project, labels: LabelIndex, **extra: object
+) -> JsonResponse:
     """What the workspace script needs after a submit or skip: the item to hold next,
     progress and the recent answers."""
     since = _session_start(request, project)
@@ -110,13 +114,13 @@ def _workspace_reply(request: HttpRequest, project: Project, labels: LabelIndex,
     )
 
 
-def _wants_json(request: HttpRequest) -> bool:
+def _wants_json(request: AuthenticatedRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
 @login_required
 @require_POST
-def submit(request: HttpRequest, project_id: int) -> HttpResponse:
+def submit(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
     labels = LabelIndex.for_project(project)
     assignment_id = request.POST.get("assignment")
@@ -145,7 +149,7 @@ def submit(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def skip(request: HttpRequest, project_id: int) -> HttpResponse:
+def skip(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
     labels = LabelIndex.for_project(project)
     try:
@@ -167,7 +171,7 @@ def skip(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def annotation_edit(request: HttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
+def annotation_edit(request: AuthenticatedRequest, project_id: int, annotation_id: int) -> HttpResponse:
     """Go back to one of the annotator's latest answers and change it."""
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
     labels = LabelIndex.for_project(project)
@@ -204,7 +208,7 @@ def annotation_edit(request: HttpRequest, project_id: int, annotation_id: int) -
 
 @login_required
 @require_GET
-def reports(request: HttpRequest, project_id: int) -> HttpResponse:
+def reports(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     run = selectors.consolidation_latest(project=project)
     rows = selectors.annotator_rows(project=project)
@@ -224,12 +228,12 @@ def reports(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def consolidate(request: HttpRequest, project_id: int) -> HttpResponse:
+def consolidate(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     """POST: queue a full consolidation now. GET (htmx): the run's status, polled."""
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     if request.method == "POST":
         consensus.consolidation_request(project=project, method=request.POST.get("method", ""))
-        if not request.htmx:  # type: ignore[attr-defined]
+        if not request.htmx:
             messages.success(request, "Consolidation is queued; the report updates when it finishes.")
             return redirect("annotation:reports", project_id=project.pk)
     context = {
@@ -242,7 +246,7 @@ def consolidate(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def review(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def review(request: AuthenticatedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Every answer an item got, its consensus, and the reviewer's final say."""
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     item = project_selectors.item_get(project=project, item_id=item_id)
@@ -273,7 +277,7 @@ def review(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def unblock(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+def unblock(request: AuthenticatedRequest, project_id: int, membership_id: int) -> HttpResponse:
     """Reviewers (and managers) can lift an automatic block after reading its reason."""
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     membership = project_selectors.membership_get(project=project, membership_id=membership_id)
@@ -287,7 +291,7 @@ def unblock(request: HttpRequest, project_id: int, membership_id: int) -> HttpRe
 
 @login_required
 @require_GET
-def export(request: HttpRequest, project_id: int) -> HttpResponse:
+def export(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     context = {
         "project": project,
@@ -299,7 +303,7 @@ def export(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def export_download(request: HttpRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
+def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     try:
         return export_response(project=project, fmt=fmt)

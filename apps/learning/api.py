@@ -2,13 +2,12 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projects import selectors as project_selectors
 from apps.projects.selectors import MANAGE, REVIEW
-from platform.drf import paginated
+from platform.drf import AuthenticatedApiRequest, paginated
 
 from . import selectors, services, serving
 from .models import ModelVersion, TrainingRun
@@ -28,7 +27,7 @@ class PredictApi(APIView):
         ),
         description="Labels and probabilities (or entities) for up to 64 texts, from the champion or a named version.",
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         data = self.PredictInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -50,14 +49,14 @@ class TrainingRunOutput(serializers.ModelSerializer):
 
 class TrainingRunListApi(APIView):
     @extend_schema(responses=TrainingRunOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return paginated(request, self, selectors.training_runs(project=project), TrainingRunOutput)
 
     @extend_schema(
         request=None, responses={202: TrainingRunOutput}, description="Queue a training run (or get the active one)."
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         run = services.training_request(project=project, trigger="manual", user=request.user)
         run.refresh_from_db()
@@ -66,7 +65,7 @@ class TrainingRunListApi(APIView):
 
 class TrainingRunDetailApi(APIView):
     @extend_schema(responses=TrainingRunOutput)
-    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, run_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return Response(TrainingRunOutput(selectors.training_run_get(project=project, run_id=run_id)).data)
 
@@ -80,7 +79,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
 class ModelVersionListApi(APIView):
     @extend_schema(responses=ModelVersionOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return paginated(request, self, selectors.versions(project=project), ModelVersionOutput)
 
@@ -90,14 +89,14 @@ class ModelVersionDetailApi(APIView):
         action = serializers.ChoiceField(choices=["promote", "pin", "unpin"])
 
     @extend_schema(responses=ModelVersionOutput)
-    def get(self, request: Request, project_id: int, number: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, number: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         return Response(ModelVersionOutput(selectors.version_get(project=project, number=number)).data)
 
     @extend_schema(
         request=VersionChangeInput, responses=ModelVersionOutput, description="Promote (roll back to), pin or unpin."
     )
-    def post(self, request: Request, project_id: int, number: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int, number: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         version = selectors.version_get(project=project, number=number)
         data = self.VersionChangeInput(data=request.data)
@@ -125,7 +124,7 @@ class StreamApi(APIView):
             'Each item: {"text": ..., "id": optional external id, "metadata": optional object}.'
         ),
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.StreamInput(data=request.data)
         data.is_valid(raise_exception=True)

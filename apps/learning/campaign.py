@@ -18,8 +18,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from io import TextIOBase
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -211,7 +212,7 @@ def round_time(pool: np.ndarray, labels: np.ndarray, size: int = 100_000, labell
 
 
 def plans(options: "CampaignOptions") -> list[Plan]:
-    common = {"start": options.start, "batch": options.batch, "budget": options.budget}
+    common: dict[str, Any] = {"start": options.start, "batch": options.batch, "budget": options.budget}
     chosen = [
         Plan("baseline: raw embeddings + LR, margin", "margin", smoothed=False, **common),
         Plan("random (raw embeddings)", "random", smoothed=False, **common),
@@ -244,7 +245,7 @@ def plot(path: Path, rows: list[tuple[str, list]], target: float) -> None:
     figure.savefig(path)
 
 
-def campaigns_report(options: CampaignOptions, out: TextIO = sys.stdout) -> None:
+def campaigns_report(options: CampaignOptions, out: TextIO | TextIOBase = sys.stdout) -> None:
     """1. Embed both sets with the default backbone (and measure texts/s, fp32 and int8);
     2. run a campaign per strategy with simulated annotators, averaged over the seeds,
        printing accuracy and macro-F1 after every batch;
@@ -315,7 +316,8 @@ def campaigns_report(options: CampaignOptions, out: TextIO = sys.stdout) -> None
     for name, curve, seconds in rows:
         head = "raw" if ("raw" in name or "baseline" in name) else "quorum"
         shared, own = reach(curve, target), reach(curve, own_target[head])
-        random_own = reach(randoms[head], own_target[head]) if randoms[head] else None
+        random_curve = randoms[head]
+        random_own = reach(random_curve, own_target[head]) if random_curve else None
         saving = f"{100 * (1 - own / random_own):.0f}%" if own and random_own else "-"
         at = "".join(f" {100 * next((a for n, a, _ in curve if n >= c), float('nan')):>7.1f}" for c in CHECKPOINTS)
         over = ">" + str(options.budget)

@@ -119,7 +119,10 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
     if project.task_type == TaskType.SPANS:
         texts = dict(Item.objects.filter(pk__in=sets.train.item_ids).values_list("pk", "text"))
         index = {label: i for i, label in enumerate(labels)}
-        spans = [[(p.start, p.end, index[p.label_id]) for p in answer if p.is_span] for answer in sets.train.answers]
+        spans = [
+            [(p.start, p.end, index[p.label_id]) for p in answer if p.start is not None and p.end is not None]
+            for answer in sets.train.answers
+        ]
         finetune_tokens(
             backbone,
             [texts[pk] for pk in sets.train.item_ids],

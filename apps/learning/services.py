@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -65,7 +65,7 @@ def labels_counted(*, project: Project, new: int) -> None:
 # --- runs ------------------------------------------------------------------------------------------
 
 
-def training_request(*, project: Project, trigger: str = "manual", user: AbstractBaseUser | None = None) -> TrainingRun:
+def training_request(*, project: Project, trigger: str = "manual", user: User | None = None) -> TrainingRun:
     """Queue a training run, or return the one already queued or running (a run whose
     worker went quiet is failed first, so a new request starts fresh work)."""
     run, created = job_request(

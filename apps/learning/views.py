@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -13,7 +13,7 @@ from apps.projects import selectors as project_selectors
 from apps.projects import services as project_services
 from apps.projects.forms import LEARNING_FIELDS
 from apps.projects.selectors import MANAGE, REVIEW
-from platform.html import form_add_service_error, refusal_message
+from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message
 
 from . import presentation, selectors, services, serving
 from .forms import LearningSettingsForm
@@ -23,7 +23,7 @@ DOWNLOADS = ("folder", "onnx")
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def learning(request: HttpRequest, project_id: int) -> HttpResponse:
+def learning(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     roles = MANAGE if request.method == "POST" else REVIEW
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=roles)
     form = None
@@ -39,14 +39,14 @@ def learning(request: HttpRequest, project_id: int) -> HttpResponse:
             else:
                 messages.success(request, "Learning settings saved.")
                 return redirect("learning:learning", project_id=project.pk)
-    if request.htmx and request.GET.get("part") == "runs":  # type: ignore[attr-defined]
+    if request.htmx and request.GET.get("part") == "runs":
         return render(request, "learning/learning.html#runs", presentation.learning_page(project=project))
     return render(request, "learning/learning.html", presentation.learning_page(project=project, form=form))
 
 
 @login_required
 @require_POST
-def train(request: HttpRequest, project_id: int) -> HttpResponse:
+def train(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     services.training_request(project=project, trigger="manual", user=request.user)
     messages.success(request, "Training is queued; progress shows below.")
@@ -55,7 +55,7 @@ def train(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def version_action(request: HttpRequest, project_id: int, number: int) -> HttpResponse:
+def version_action(request: AuthenticatedRequest, project_id: int, number: int) -> HttpResponse:
     """Promote (roll back to) a version, or pin/unpin the champion."""
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     version = selectors.version_get(project=project, number=number)
@@ -74,7 +74,7 @@ def version_action(request: HttpRequest, project_id: int, number: int) -> HttpRe
 
 @login_required
 @require_GET
-def download(request: HttpRequest, project_id: int, number: int, kind: str) -> HttpResponse:
+def download(request: AuthenticatedRequest, project_id: int, number: int, kind: str) -> HttpResponse | FileResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     if kind not in DOWNLOADS:
         raise Http404("No such download.")
@@ -90,7 +90,7 @@ def download(request: HttpRequest, project_id: int, number: int, kind: str) -> H
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def try_model(request: HttpRequest, project_id: int) -> HttpResponse:
+def try_model(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     context: dict[str, Any] = {"project": project, "champion": selectors.champion(project=project), "text": ""}
     if request.method == "POST":
@@ -102,5 +102,5 @@ def try_model(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             context["result"] = presentation.try_result(project, context["text"], outcome["results"][0])
             context["version_used"] = outcome["version"]
-    template = "learning/try.html#result" if request.htmx else "learning/try.html"  # type: ignore[attr-defined]
+    template = "learning/try.html#result" if request.htmx else "learning/try.html"
     return render(request, template, context)

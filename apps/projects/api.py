@@ -10,11 +10,10 @@ from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from platform.drf import paginated
+from platform.drf import AuthenticatedApiRequest, paginated
 
 from . import imports, selectors, services
 from .answers import Answer, LabelIndex, value_render
@@ -70,12 +69,12 @@ class ProjectListApi(APIView):
             fields = [*ProjectSettingsInput.Meta.fields, "labels"]
 
     @extend_schema(responses=ProjectOutput(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedApiRequest) -> Response:
         projects = selectors.projects_for_user(user=request.user).prefetch_related("labels")
         return paginated(request, self, projects, ProjectOutput)
 
     @extend_schema(request=ProjectCreateInput, responses={201: ProjectOutput})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedApiRequest) -> Response:
         if not request.user.has_perm("projects.add_project"):
             raise PermissionDenied("Your account may not create projects; ask a site admin.")
         data = self.ProjectCreateInput(data=request.data)
@@ -91,12 +90,12 @@ class ProjectDetailApi(APIView):
             extra_kwargs = {name: {"required": False} for name in services.PROJECT_EDITABLE_FIELDS}
 
     @extend_schema(responses=ProjectOutput)
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(ProjectOutput(project).data)
 
     @extend_schema(request=ProjectUpdateInput, responses=ProjectOutput)
-    def patch(self, request: Request, project_id: int) -> Response:
+    def patch(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.ProjectUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -104,7 +103,7 @@ class ProjectDetailApi(APIView):
         return Response(ProjectOutput(project).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, project_id: int) -> Response:
+    def delete(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         services.project_delete(project=project)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -115,12 +114,12 @@ class LabelListApi(APIView):
         order = serializers.IntegerField(required=False, min_value=0)
 
     @extend_schema(responses=LabelOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(LabelOutput(selectors.project_labels(project=project), many=True).data)
 
     @extend_schema(request=LabelCreateInput, responses={201: LabelOutput})
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.LabelCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -137,12 +136,12 @@ class LabelDetailApi(APIView):
         order = serializers.IntegerField(required=False, min_value=0)
 
     @extend_schema(responses=LabelOutput)
-    def get(self, request: Request, project_id: int, label_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, label_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
         return Response(LabelOutput(selectors.label_get(project=project, label_id=label_id)).data)
 
     @extend_schema(request=LabelUpdateInput, responses=LabelOutput)
-    def patch(self, request: Request, project_id: int, label_id: int) -> Response:
+    def patch(self, request: AuthenticatedApiRequest, project_id: int, label_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         label = selectors.label_get(project=project, label_id=label_id)
         data = self.LabelUpdateInput(data=request.data)
@@ -150,7 +149,7 @@ class LabelDetailApi(APIView):
         return Response(LabelOutput(services.label_update(label=label, data=data.validated_data)).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, project_id: int, label_id: int) -> Response:
+    def delete(self, request: AuthenticatedApiRequest, project_id: int, label_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         services.label_delete(label=selectors.label_get(project=project, label_id=label_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -161,7 +160,7 @@ class LabelReorderApi(APIView):
         label_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
 
     @extend_schema(request=LabelReorderInput, responses=LabelOutput(many=True))
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.LabelReorderInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -184,12 +183,12 @@ class MembershipListApi(APIView):
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses=MembershipOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         return Response(MembershipOutput(selectors.project_members(project=project), many=True).data)
 
     @extend_schema(request=MembershipCreateInput, responses={201: MembershipOutput})
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.MembershipCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -204,7 +203,7 @@ class MembershipDetailApi(APIView):
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(request=MembershipRoleInput, responses=MembershipOutput)
-    def patch(self, request: Request, project_id: int, membership_id: int) -> Response:
+    def patch(self, request: AuthenticatedApiRequest, project_id: int, membership_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         membership = selectors.membership_get(project=project, membership_id=membership_id)
         data = self.MembershipRoleInput(data=request.data)
@@ -213,7 +212,7 @@ class MembershipDetailApi(APIView):
         return Response(MembershipOutput(membership).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, project_id: int, membership_id: int) -> Response:
+    def delete(self, request: AuthenticatedApiRequest, project_id: int, membership_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         services.membership_remove(membership=selectors.membership_get(project=project, membership_id=membership_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -245,7 +244,7 @@ class ItemListApi(APIView):
         ],
         responses=ItemOutput(many=True),
     )
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         items = selectors.items_list(
             project=project,
@@ -259,7 +258,7 @@ class ItemListApi(APIView):
 
 class ItemDetailApi(APIView):
     @extend_schema(responses=ItemOutput)
-    def get(self, request: Request, project_id: int, item_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, item_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         item = selectors.item_get(project=project, item_id=item_id)
         context = {"project": project, "labels": LabelIndex.for_project(project)}
@@ -292,7 +291,7 @@ class ImportListApi(APIView):
         conll_tags_are_gold = serializers.BooleanField(required=False, default=True)
 
     @extend_schema(responses=ImportOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         return paginated(request, self, selectors.import_jobs(project=project), ImportOutput)
 
@@ -304,7 +303,7 @@ class ImportListApi(APIView):
             "row's problem on failure); larger ones import in the background (202): poll the import."
         ),
     )
-    def post(self, request: Request, project_id: int) -> Response:
+    def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.ImportCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -319,6 +318,6 @@ class ImportListApi(APIView):
 
 class ImportDetailApi(APIView):
     @extend_schema(responses=ImportOutput)
-    def get(self, request: Request, project_id: int, job_id: int) -> Response:
+    def get(self, request: AuthenticatedApiRequest, project_id: int, job_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         return Response(ImportOutput(selectors.import_job_get(project=project, job_id=job_id)).data)

@@ -8,6 +8,8 @@ receiver's answer from ``send()``; each signal below says when it is sent, with 
 keyword arguments, and what a receiver returns.
 """
 
+from typing import Any
+
 from django.dispatch import Signal
 
 # project_delete, inside its transaction, before the project row goes. Answers point at
@@ -30,3 +32,8 @@ overview_shown = Signal()
 
 # The item page. kwargs: project, item. Returns a dict of template context.
 item_shown = Signal()
+
+
+def responses(signal: Signal, **kwargs: Any) -> list[Any]:
+    """Send ``signal`` and return what each receiver answered, in the order they connected."""
+    return [answer for _, answer in signal.send(sender=None, **kwargs)]

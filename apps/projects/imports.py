@@ -118,7 +118,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job = _rows_write(job, options, check.rows)
         _statistics_refresh(check.rows)
         if job.state == JobState.SUCCEEDED:
-            events.items_imported.send(sender=ImportJob, project=job.project, job=job)
+            events.items_imported.send(sender=None, project=job.project, job=job)
         return job
     except FileProblem as problem:
         return job_finish(job, state=JobState.FAILED, error=str(problem))

@@ -51,8 +51,9 @@ class JobQuerySet(models.QuerySet):
     def stale(self, now: Any = None) -> "JobQuerySet":
         """Running jobs whose holder has not beaten for the kind's ``stale_after``."""
         now = now or timezone.now()
+        stale_after: timedelta = self.model.stale_after  # type: ignore[attr-defined]
         return self.alias(last_sign=Coalesce("heartbeat_at", "started_at", "created_at")).filter(
-            state=JobState.RUNNING, last_sign__lt=now - self.model.stale_after
+            state=JobState.RUNNING, last_sign__lt=now - stale_after
         )
 
 
@@ -93,24 +94,20 @@ J = TypeVar("J", bound=Job)
 def jobs_fail_stale(*, model: type[Job], project: Any, reason: str = "The worker stopped before finishing.") -> int:
     """Fail the project's stale jobs of this kind, so that new work can start."""
     now = timezone.now()
-    return (
-        model.objects.filter(project=project)
-        .stale(now)
-        .update(  # type: ignore[attr-defined,misc]
-            state=JobState.FAILED, error=reason, finished_at=now
-        )
-    )
+    jobs: Any = model.objects  # every kind has a project; the abstract model does not say so
+    return jobs.filter(project=project).stale(now).update(state=JobState.FAILED, error=reason, finished_at=now)
 
 
 def job_request(*, model: type[J], project: Any, **fields: Any) -> tuple[J, bool]:
     """A new queued job, or, when the kind allows one active job per project and there is
     one, that job: (job, created). A stale active job is failed first."""
     jobs_fail_stale(model=model, project=project)
+    jobs: Any = model.objects
     try:
         with transaction.atomic():
-            return model.objects.create(project=project, **fields), True
+            return jobs.create(project=project, **fields), True
     except IntegrityError:
-        return model.objects.filter(project=project).active().get(), False  # type: ignore[attr-defined]
+        return jobs.filter(project=project).active().get(), False
 
 
 def job_claim(*, model: type[Job], job_id: int, take_over_stale: bool = False) -> bool:

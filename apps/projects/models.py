@@ -184,6 +184,11 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Set on each request by the permission gate (selectors.project_get_for_user): the
+    # requesting user's role here, and whether they are blocked.
+    user_role: str | None = None
+    user_blocked: bool = False
+
     class Meta:
         ordering = ["-created_at", "-id"]
 

@@ -39,7 +39,8 @@ def answer_display(project: Project, labels: LabelIndex, parts: Answer, text: st
 def text_segments(text: str, parts: Answer, labels: LabelIndex) -> list[dict[str, Any]]:
     """The text cut into plain and labelled pieces, for highlighting spans in templates.
     Overlapping spans are shown by their first span only."""
-    segments, position = [], 0
+    segments: list[dict[str, Any]] = []
+    position = 0
     for part in parts:
         assert part.start is not None and part.end is not None
         if part.start < position:

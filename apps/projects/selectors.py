@@ -27,11 +27,15 @@ ANY_MEMBER = frozenset(Role)
 def _projects_with_role(user: User | AnonymousUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
+    # The annotation fills Project.user_role, the attribute the gate sets (django-stubs
+    # takes an annotation over a declared attribute for a clash, hence the ignores).
     if user.is_superuser:
         # Site admins act as managers of every project.
-        return Project.objects.annotate(user_role=Value(Role.MANAGER.value))
+        return Project.objects.annotate(user_role=Value(Role.MANAGER.value))  # type: ignore[no-redef]
     role = Membership.objects.filter(project=OuterRef("pk"), user=user).order_by().values("role")[:1]
-    return Project.objects.annotate(user_role=Subquery(role)).filter(user_role__isnull=False)
+    return Project.objects.annotate(user_role=Subquery(role)).filter(  # type: ignore[no-redef,misc]
+        user_role__isnull=False
+    )
 
 
 def project_get_for_user(
@@ -61,7 +65,7 @@ def project_get_for_user(
         role, blocked = (membership.role, membership.is_blocked) if membership else (None, False)
     if project is None:
         raise Http404("No such project.")
-    project.user_role, project.user_blocked = role, blocked  # type: ignore[attr-defined]
+    project.user_role, project.user_blocked = role, blocked
     if role not in roles:
         raise PermissionDenied("Your role in this project does not allow this.")
     return project

@@ -49,7 +49,7 @@ LABEL_EDITABLE_FIELDS = ("name", "color", "key", "description", "order")
 def _answer_counts(project: Project, label: Label | None) -> dict[str, int]:
     """Answers that the apps above keep (annotations), counted by their receivers."""
     counts: dict[str, int] = {}
-    for _, answer in events.answers_counted.send(sender=Project, project=project, label=label):
+    for answer in events.responses(events.answers_counted, project=project, label=label):
         for noun, count in answer.items():
             counts[noun] = counts.get(noun, 0) + count
     return counts
@@ -121,7 +121,7 @@ def _strategy_weights_check(weights: Any) -> None:
 def project_delete(*, project: Project) -> None:
     """Delete a project with everything in it. Answers protect their labels against
     deletion one label at a time, so they go first, in one statement each."""
-    events.project_deleting.send(sender=Project, project=project)
+    events.project_deleting.send(sender=None, project=project)
     GoldLabel.objects.filter(item__project=project).delete()
     project.delete()
 

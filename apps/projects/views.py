@@ -10,13 +10,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from platform.html import form_add_service_error, render_page
+from platform.html import AuthenticatedRequest, form_add_service_error, render_page
 
 from . import events, imports, presentation, selectors, services
 from .answers import Answer, LabelIndex
@@ -31,7 +31,7 @@ SEARCH_COUNT_CAP = 10_000
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedRequest) -> HttpResponse:
     projects = selectors.projects_for_user(user=request.user)
     return render(
         request,
@@ -42,7 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_create(request: HttpRequest) -> HttpResponse:
+def project_create(request: AuthenticatedRequest) -> HttpResponse:
     if not request.user.has_perm("projects.add_project"):
         raise PermissionDenied("Your account may not create projects; ask a site admin.")
     form = ProjectCreateForm(request.POST or None)
@@ -65,7 +65,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def overview(request: HttpRequest, project_id: int) -> HttpResponse:
+def overview(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANY_MEMBER)
     counts = selectors.project_item_counts(project=project)
     context: dict[str, Any] = {
@@ -82,14 +82,14 @@ def overview(request: HttpRequest, project_id: int) -> HttpResponse:
     if project.user_role == Role.MANAGER:
         context["imports"] = selectors.import_jobs_recent(project=project, limit=5)
     # Progress, charts and the budget come from the apps above (annotation's receivers).
-    for _, extra in events.overview_shown.send(sender=Project, project=project, user=request.user, counts=counts):
+    for extra in events.responses(events.overview_shown, project=project, user=request.user, counts=counts):
         context.update(extra)
     return render(request, "projects/overview.html", context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_settings(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     initial = {name: getattr(project, name) for name in services.PROJECT_EDITABLE_FIELDS}
     form = ProjectSettingsForm(request.POST or None, initial=initial)
@@ -106,7 +106,7 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_delete(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     if request.POST.get("confirm_name", "").strip() != project.name:
         messages.error(request, "Type the project's name exactly to delete it.")
@@ -117,7 +117,7 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _labels_page(
-    request: HttpRequest, project: Project, form: LabelForm | None = None, errors: list[str] | None = None
+    request: AuthenticatedRequest, project: Project, form: LabelForm | None = None, errors: list[str] | None = None
 ) -> HttpResponse:
     labels = selectors.project_labels(project=project)
     context = {
@@ -132,7 +132,7 @@ def _labels_page(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def labels(request: HttpRequest, project_id: int) -> HttpResponse:
+def labels(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     """The ontology editor. GET: everyone in the project sees the labels; POST (manager): add one."""
     roles = MANAGE if request.method == "POST" else ANY_MEMBER
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=roles)
@@ -156,7 +156,7 @@ def labels(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def label_update(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+def label_update(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     label = selectors.label_get(project=project, label_id=label_id)
     form = LabelForm(request.POST)
@@ -169,7 +169,7 @@ def label_update(request: HttpRequest, project_id: int, label_id: int) -> HttpRe
         else:
             messages.success(request, f"Label “{label.name}” saved.")
     else:
-        errors = [f"{label.name}: {field} – {' '.join(e)}" for field, e in form.errors.items()]
+        errors = [f"{label.name}: {field} – {' '.join(str(m) for m in e)}" for field, e in form.errors.items()]
     if not request.htmx:
         for error_text in errors:
             messages.error(request, error_text)
@@ -179,7 +179,7 @@ def label_update(request: HttpRequest, project_id: int, label_id: int) -> HttpRe
 
 @login_required
 @require_POST
-def label_delete(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+def label_delete(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     label = selectors.label_get(project=project, label_id=label_id)
     errors: list[str] = []
@@ -198,7 +198,7 @@ def label_delete(request: HttpRequest, project_id: int, label_id: int) -> HttpRe
 
 @login_required
 @require_POST
-def label_move(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+def label_move(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
     """Move a label one place up or down in the ontology."""
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     label = selectors.label_get(project=project, label_id=label_id)
@@ -213,7 +213,7 @@ def label_move(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
     return _labels_page(request, project)
 
 
-def _members_page(request: HttpRequest, project: Project, form: MemberAddForm | None = None) -> HttpResponse:
+def _members_page(request: AuthenticatedRequest, project: Project, form: MemberAddForm | None = None) -> HttpResponse:
     context = {
         "project": project,
         "members": selectors.project_members(project=project),
@@ -225,7 +225,7 @@ def _members_page(request: HttpRequest, project: Project, form: MemberAddForm | 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def members(request: HttpRequest, project_id: int) -> HttpResponse:
+def members(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     if request.method == "GET":
         return _members_page(request, project)
@@ -247,7 +247,7 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_update(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+def member_update(request: AuthenticatedRequest, project_id: int, membership_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     membership = selectors.membership_get(project=project, membership_id=membership_id)
     form = MemberRoleForm(request.POST)
@@ -265,7 +265,7 @@ def member_update(request: HttpRequest, project_id: int, membership_id: int) -> 
 
 @login_required
 @require_POST
-def member_block(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+def member_block(request: AuthenticatedRequest, project_id: int, membership_id: int) -> HttpResponse:
     """Block (or, with ``unblock``, unblock) a member from getting new items."""
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     membership = selectors.membership_get(project=project, membership_id=membership_id)
@@ -284,7 +284,7 @@ def member_block(request: HttpRequest, project_id: int, membership_id: int) -> H
 
 @login_required
 @require_POST
-def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+def member_remove(request: AuthenticatedRequest, project_id: int, membership_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     membership = selectors.membership_get(project=project, membership_id=membership_id)
     try:
@@ -300,7 +300,7 @@ def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> 
 
 @login_required
 @require_GET
-def items(request: HttpRequest, project_id: int) -> HttpResponse:
+def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     filters = {
         "q": request.GET.get("q", "").strip()[:200],
@@ -349,7 +349,7 @@ def _known_item_count(counts: dict[str, int], filters: dict[str, str]) -> int | 
 
 @login_required
 @require_GET
-def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def item_detail(request: AuthenticatedRequest, project_id: int, item_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     item = selectors.item_get(project=project, item_id=item_id)
     labels = LabelIndex.for_project(project)
@@ -362,14 +362,14 @@ def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResp
         "annotations": [],
     }
     # The item's annotations come from the annotation app's receiver.
-    for _, extra in events.item_shown.send(sender=Project, project=project, item=item, labels=labels):
+    for extra in events.responses(events.item_shown, project=project, item=item, labels=labels):
         context.update(extra)
     return render(request, "projects/item_detail.html", context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_items(request: HttpRequest, project_id: int) -> HttpResponse:
+def import_items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -400,7 +400,7 @@ def import_items(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def import_detail(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+def import_detail(request: AuthenticatedRequest, project_id: int, job_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
     job = selectors.import_job_get(project=project, job_id=job_id)
     context = {"project": project, "job": job, "progress": selectors.import_progress(job=job)}

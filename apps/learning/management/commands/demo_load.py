@@ -104,7 +104,7 @@ class Command(BaseCommand):
         """A first model for the topics project, so its model page and pre-labels have
         something to show (the entities model trains when asked: it takes longer)."""
         run = training_run_execute(run_id=training_request(project=project, trigger="demo").pk)
-        if run is not None and run.state == JobState.SUCCEEDED:
+        if run is not None and run.state == JobState.SUCCEEDED and run.version is not None:
             self.stdout.write(
                 f"  {project.name}: model v{run.version.number}, macro-F1 {run.metrics.get('macro_f1', 0):.2f}"
             )
