@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelPart, answer_score, bio_decode, bio_tags, tokens_of
 from apps.projects.jobs import JobState, job_beat, job_claim, job_finish
-from apps.projects.models import Item, Project, TaskType
+from apps.projects.models import ConsolidationMethod, Item, Project, TaskType
 from apps.projects.selectors import gold_answers
 
 from . import aggregation
@@ -73,7 +73,7 @@ def _confusion_json(matrices: dict[Any, Any]) -> dict[int, dict[str, dict[str, f
 def _aggregate_single(answers: list[GivenAnswer], method: str, gold: dict[int, Answer]) -> Outcome:
     data = _frame((a.item_id, a.annotator_id, a.answer.label_id) for a in answers if a.answer)
     reason, scores = "", {}
-    if method == "auto":
+    if method == ConsolidationMethod.AUTO:
         truth = {item: answer.label_id for item, answer in gold.items() if answer}
         selection = data
         if len(data) > 200_000:  # judge methods on the gold items' answers and a sample of the rest
@@ -98,7 +98,7 @@ def _aggregate_single(answers: list[GivenAnswer], method: str, gold: dict[int, A
 
 
 def _aggregate_multi(project: Project, answers: list[GivenAnswer], method: str) -> Outcome:
-    method = aggregation.FALLBACK if method == "auto" else method
+    method = aggregation.FALLBACK if method == ConsolidationMethod.AUTO else method
     label_ids = list(project.labels.values_list("pk", flat=True))
     chosen: dict[int, list[LabelPart]] = defaultdict(list)
     sureness: dict[int, list[float]] = defaultdict(list)

@@ -66,12 +66,6 @@ class Result:
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (labels, accuracy, macro-F1)
     seconds: float = 0.0
 
-    def accuracy_at(self, labels: int) -> float | None:
-        return next((acc for n, acc, _ in self.curve if n >= labels), None)
-
-    def labels_to_reach(self, target: float) -> int | None:
-        return next((n for n, acc, _ in self.curve if acc >= target), None)
-
 
 def full_pool_accuracy(data: Data, smoothed: bool) -> float:
     pool, test = data.features(smoothed)
@@ -127,10 +121,6 @@ def _choose(plan, head, pool, free, taken, answers, batch, rng) -> np.ndarray:  
     inputs.update(labelled=pool[taken], labels=answers[taken], batch=batch)
     scores = strategies.strategy_scores(plan.strategy, weights=plan.weights, **inputs)
     return strategies.select_batch(scores, pool[free], batch)
-
-
-def run_all(plans: Sequence[Plan], data: Data, seeds: Sequence[int] = (0,), noise: float = 0.0) -> list[list[Result]]:
-    return [[run(plan, data, seed=seed, noise=noise) for seed in seeds] for plan in plans]
 
 
 def mean_curve(results: Sequence[Result]) -> list[tuple[int, float, float]]:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -32,15 +32,6 @@ from .heads import LinearHead, MultiLabelHead, head_fit, head_from_tensors, mult
 from .models import ModelVersion
 from .store import artifact_path
 from .training_sets import LabelledSet, Sets
-
-
-class Predictor(Protocol):
-    classes: list[int]
-    kind: str  # "single", "multi" or "spans"
-
-    def probs_items(self, item_ids: Sequence[int]) -> np.ndarray: ...
-
-    def probs_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -142,7 +133,7 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
         save_file(head.tensors(), str(artifact / "head.safetensors"))
         _config(
             artifact,
-            mode="head",
+            mode=TrainingMode.HEAD,
             classes=labels,
             smoothing={"neighbours": NEIGHBOURS, "weight": WEIGHT},
             c=head.c,
@@ -155,15 +146,16 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
         present = sorted(set(answers.tolist()))
         finetune_sequence(backbone, [texts[pk] for pk in sets.train.item_ids], [present.index(a) for a in answers],
                           len(present), artifact / "model", progress=progress)  # fmt: skip
-        _config(artifact, mode="finetune", classes=present, **common)
+        _config(artifact, mode=TrainingMode.FINETUNE, classes=present, **common)
         return Trained(SequencePredictor(artifact / "model", present), {"learning_rate": 5e-5, "min_steps": 150})
     head = head_fit(features.smoothed[rows], answers, weights=np.array(sets.train.weights))
     progress(1.0)
     artifact.mkdir(parents=True, exist_ok=True)
     save_file(head.tensors(), str(artifact / "head.safetensors"))
     np.savez(artifact / "train_set.npz", ids=np.array(sets.train.item_ids, dtype=np.int64), labels=answers)
-    _config(artifact, mode="head", classes=head.classes, smoothing={"neighbours": NEIGHBOURS, "weight": WEIGHT},
-            c=head.c, c_search=head.search, **common)  # fmt: skip
+    smoothing = {"neighbours": NEIGHBOURS, "weight": WEIGHT}
+    _config(artifact, mode=TrainingMode.HEAD, classes=head.classes, smoothing=smoothing, c=head.c, c_search=head.search,
+            **common)  # fmt: skip
     return Trained(HeadPredictor(head, features, backbone, "single"), {"C": head.c, "C_search": head.search})
 
 
@@ -172,7 +164,7 @@ def predictor_load(version: ModelVersion, features: Features) -> Any:
     config = json.loads((artifact / "config.json").read_text())
     if config["mode"] == "token-classification":
         return TokenPredictor(artifact / "model", config["classes"])
-    if config["mode"] == "finetune":
+    if config["mode"] == TrainingMode.FINETUNE:
         return SequencePredictor(artifact / "model", config["classes"])
     head = head_from_tensors(load_file(str(artifact / "head.safetensors")), config.get("c", 1.0))
     kind = "multi" if isinstance(head, MultiLabelHead) else "single"

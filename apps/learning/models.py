@@ -42,7 +42,7 @@ class ModelVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="one_version_number_per_project"),
             models.UniqueConstraint(
-                fields=["project"], condition=models.Q(status="champion"), name="one_champion_per_project"
+                fields=["project"], condition=models.Q(status=VersionStatus.CHAMPION), name="one_champion_per_project"
             ),
         ]
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from safetensors.numpy import load_file
 
-from apps.projects.models import Project
+from apps.projects.models import Project, TrainingMode
 
 from .modelling import predictor_load
 from .models import ModelVersion, VersionStatus
@@ -136,7 +136,7 @@ def export_folder(version: ModelVersion) -> Path:
             task=config["task_type"],
         )  # fmt: skip
     )
-    if config["mode"] == "head":
+    if config["mode"] == TrainingMode.HEAD:
         onnx_export(version, target)
     return target
 

@@ -81,10 +81,6 @@ class Answer(tuple[LabelPart, ...]):
     def has(self, label_id: int) -> bool:
         return any(part.label_id == label_id for part in self)
 
-    def without_labels(self, label_ids: Iterable[int]) -> "Answer":
-        gone = set(label_ids)
-        return Answer(part for part in self if part.label_id not in gone)
-
     def only_labels(self, label_ids: Iterable[int]) -> "Answer":
         known = set(label_ids)
         return Answer(part for part in self if part.label_id in known)

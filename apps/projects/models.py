@@ -315,7 +315,7 @@ class Item(models.Model):
             models.Index(
                 fields=["project", "-priority", "random_key"],
                 name="item_project_queue",
-                condition=models.Q(is_gold=False) & ~models.Q(state="complete"),
+                condition=models.Q(is_gold=False) & ~models.Q(state=ItemState.COMPLETE),
             ),
         ]
 

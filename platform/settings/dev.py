@@ -13,6 +13,6 @@ ALLOWED_HOSTS = ["*"]
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 # The filesystem broker needs its folders before the first message.
-for _key in ("data_folder_in", "processed_folder"):
+for _key in ("data_folder_in", "processed_folder", "control_folder"):
     if _key in CELERY_BROKER_TRANSPORT_OPTIONS:
         Path(str(CELERY_BROKER_TRANSPORT_OPTIONS[_key])).mkdir(parents=True, exist_ok=True)

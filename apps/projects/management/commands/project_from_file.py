@@ -18,6 +18,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.projects.imports import items_import_start
+from apps.projects.jobs import JobState
 from apps.projects.models import TaskType
 from apps.projects.readers import format_for_filename
 from apps.projects.services import project_create
@@ -89,7 +90,7 @@ class Command(BaseCommand):
                 },
                 inline=True,
             )
-        if job.state != "succeeded":
+        if job.state != JobState.SUCCEEDED:
             project.delete()  # created by this command for this file: leave nothing behind
             problems = "\n".join(f"  row {e['row']}: {e['message']}" for e in job.errors[:20])
             raise CommandError(f"Import failed: {job.message}\n{problems}")
