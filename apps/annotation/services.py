@@ -101,11 +101,10 @@ class SubmitRefused(Conflict):
 
 
 def _is_blocked(project: Project, user: User) -> bool:
-    """From the permission gate's annotation when the caller went through it."""
-    blocked = getattr(project, "user_blocked", None)
-    if blocked is None:
-        blocked = Membership.objects.filter(project=project, user=user, is_blocked=True).exists()
-    return bool(blocked)
+    """From the permission gate when the caller went through it (for this user)."""
+    if project.user_blocked is not None:
+        return project.user_blocked
+    return Membership.objects.filter(project=project, user=user, is_blocked=True).exists()
 
 
 def leases_expire(*, project: Project, now: Any = None) -> int:

@@ -185,9 +185,9 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Set on each request by the permission gate (selectors.project_get_for_user): the
-    # requesting user's role here, and whether they are blocked.
+    # requesting user's role here, and whether they are blocked (None: not asked yet).
     user_role: str | None = None
-    user_blocked: bool = False
+    user_blocked: bool | None = None
 
     class Meta:
         ordering = ["-created_at", "-id"]
