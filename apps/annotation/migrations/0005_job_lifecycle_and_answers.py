@@ -5,6 +5,11 @@ import apps.projects.answers
 from django.db import migrations, models
 
 
+def finished_runs_are_done(apps, schema_editor):
+    ConsolidationRun = apps.get_model("annotation", "ConsolidationRun")
+    ConsolidationRun.objects.filter(state="succeeded").update(progress=100)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -27,6 +32,7 @@ class Migration(migrations.Migration):
             name='stage',
             field=models.CharField(blank=True, help_text='What it is doing, or how it ended, for people.', max_length=200),
         ),
+        migrations.RunPython(finished_runs_are_done, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='consolidationrun',
             name='state',

@@ -1,0 +1,65 @@
+"""The restructuring's migrations keep the data a database made by the earlier code holds:
+pre-labels move from learning to annotation with their rows, imports keep how they ended,
+and pool rankings join the one job lifecycle."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from apps.annotation.models import Suggestion
+from apps.learning.models import PoolRanking
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.jobs import JobState
+from apps.projects.models import ImportJob
+
+BEFORE = [("projects", "0005_item_search_table"), ("annotation", "0003_learning"), ("learning", "0003_pool_ranking")]
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_data_of_the_earlier_code_survives_the_restructuring():
+    old = _migrate(BEFORE)
+    user = old.get_model("auth", "User").objects.create(username="manager")
+    project = old.get_model("projects", "Project").objects.create(name="News", created_by=user)
+    label = old.get_model("projects", "Label").objects.create(project=project, name="World")
+    item = old.get_model("projects", "Item").objects.create(project=project, text="A story.")
+    ImportJobThen = old.get_model("projects", "ImportJob")
+    ImportJobThen.objects.create(project=project, original_name="ok.csv", format="csv", state="succeeded",
+                                 message="Imported 1 item.")  # fmt: skip
+    ImportJobThen.objects.create(project=project, original_name="bad.csv", format="csv", state="failed",
+                                 message="Nothing was imported: 1 row of 1 needs fixing.")  # fmt: skip
+    old.get_model("learning", "Suggestion").objects.create(
+        item=item, parts=[{"start": None, "end": None, "label_id": label.pk}], confidence=0.8, source="model v1"
+    )
+    version = old.get_model("learning", "ModelVersion").objects.create(project=project, number=1, mode="head")
+    Ranking = old.get_model("learning", "PoolRanking")
+    older = Ranking.objects.create(project=project, version=version, chunks_total=4, chunks_done=[0, 1])
+    newer = Ranking.objects.create(project=project, version=version, chunks_total=2, chunks_done=[])
+    superseded = Ranking.objects.create(project=project, version=version, state="failed",
+                                        error="Superseded by a newer ranking.")  # fmt: skip
+
+    _migrate(_migrate_to_latest())
+
+    suggestion = Suggestion.objects.get()
+    assert suggestion.item_id == item.pk and suggestion.source == "model v1" and suggestion.confidence == 0.8
+    assert suggestion.parts == Answer([LabelPart(None, None, label.pk)])
+    assert "annotation_suggestion" in connection.introspection.table_names()
+    assert "learning_suggestion" not in connection.introspection.table_names()
+    jobs = {job.original_name: job for job in ImportJob.objects.all()}
+    assert jobs["ok.csv"].message == "Imported 1 item." and jobs["ok.csv"].progress == 100
+    assert jobs["bad.csv"].error == jobs["bad.csv"].message == "Nothing was imported: 1 row of 1 needs fixing."
+    rankings = {ranking.pk: ranking for ranking in PoolRanking.objects.all()}
+    assert rankings[newer.pk].state == JobState.RUNNING  # the newest running ranking stands
+    assert rankings[older.pk].state == JobState.CANCELLED and rankings[older.pk].progress == 50
+    assert rankings[superseded.pk].state == JobState.CANCELLED
+
+
+def _migrate_to_latest():
+    executor = MigrationExecutor(connection)
+    return executor.loader.graph.leaf_nodes()
