@@ -1,13 +1,9 @@
 # Consolidation runs join the one job lifecycle (apps/projects/jobs.py); consensus labels
 # and pre-labels keep their answer in an AnswerField (the same JSON, read as an Answer).
+# 0006 marks the finished runs done (data apart from schema, for PostgreSQL).
 
 import apps.projects.answers
 from django.db import migrations, models
-
-
-def finished_runs_are_done(apps, schema_editor):
-    ConsolidationRun = apps.get_model("annotation", "ConsolidationRun")
-    ConsolidationRun.objects.filter(state="succeeded").update(progress=100)
 
 
 class Migration(migrations.Migration):
@@ -32,7 +28,6 @@ class Migration(migrations.Migration):
             name='stage',
             field=models.CharField(blank=True, help_text='What it is doing, or how it ended, for people.', max_length=200),
         ),
-        migrations.RunPython(finished_runs_are_done, migrations.RunPython.noop),
         migrations.AlterField(
             model_name='consolidationrun',
             name='state',

@@ -1,20 +1,9 @@
 # Imports join the one job lifecycle (apps/projects/jobs.py): stage, progress, error and
-# heartbeat like every background job. The outcome sentence moves from `message` to
-# `error` (a failed import) or `stage` (a finished one); ImportJob.message reads it back.
+# heartbeat like every background job. 0007 moves each import's outcome sentence from
+# `message` to `error` or `stage`, and 0008 drops `message`. (PostgreSQL refuses to alter
+# a table whose rows a migration has just updated: schema and data go in separate migrations.)
 
 from django.db import migrations, models
-
-
-def message_to_error_or_stage(apps, schema_editor):
-    ImportJob = apps.get_model("projects", "ImportJob")
-    ImportJob.objects.filter(state="failed").update(error=models.F("message"))
-    ImportJob.objects.filter(state="succeeded").update(stage=models.F("message"), progress=100)
-
-
-def error_or_stage_to_message(apps, schema_editor):
-    ImportJob = apps.get_model("projects", "ImportJob")
-    ImportJob.objects.filter(state="failed").update(message=models.F("error"))
-    ImportJob.objects.filter(state="succeeded").update(message=models.F("stage"))
 
 
 class Migration(migrations.Migration):
@@ -43,11 +32,6 @@ class Migration(migrations.Migration):
             model_name='importjob',
             name='stage',
             field=models.CharField(blank=True, help_text='What it is doing, or how it ended, for people.', max_length=200),
-        ),
-        migrations.RunPython(message_to_error_or_stage, error_or_stage_to_message),
-        migrations.RemoveField(
-            model_name='importjob',
-            name='message',
         ),
         migrations.AlterField(
             model_name='importjob',
