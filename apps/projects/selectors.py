@@ -193,7 +193,9 @@ def import_progress(*, job: ImportJob) -> dict[str, Any]:
         if job.state == JobState.SUCCEEDED:
             stage = f"{job.rows_imported:,} items imported"
             if job.started_at and job.finished_at:
-                stage += f" in {timesince(job.started_at, job.finished_at)}"
+                seconds = (job.finished_at - job.started_at).total_seconds()
+                took = f"{seconds:.1f} s" if seconds < 60 else timesince(job.started_at, job.finished_at)
+                stage += f" in {took}"
         else:
             stage = f"{job.error_count:,} problem{pluralize(job.error_count)} found"
         return {"phase": job.state, "percent": 100, "rows": rows, "stage": stage}
