@@ -22,25 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apps.learning.campaign import DEFAULT_STRATEGIES, CampaignOptions, campaigns_report  # noqa: E402
+from apps.learning.campaign import CampaignOptions, campaign_arguments, campaigns_report  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "agnews"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", type=Path, default=DATA / "pool.csv")
-    parser.add_argument("--test", type=Path, default=DATA / "dev.csv")
-    parser.add_argument("--budget", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--start", type=int, default=50)
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--noise", type=float, default=0.0, help="share of wrong answers from the simulated annotators")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES)
-    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
-    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "active_learning.png")
-    parser.add_argument("--cores", type=int, default=None)
-    parser.add_argument("--round-items", type=int, default=100_000, help="pool size for the round timing")
+    campaign_arguments(parser, pool=DATA / "pool.csv", test=DATA / "dev.csv", out=ROOT / "bench" / "out")
     campaigns_report(CampaignOptions(**vars(parser.parse_args(argv))))
 
 

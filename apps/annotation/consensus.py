@@ -51,6 +51,13 @@ class Verdict:
     confidence: float
     posteriors: dict[str, float]  # label id -> probability, where the method gives them
 
+    def row(self, *, project: Project, item_id: int, method: str, **flags: bool) -> ItemConsensus:
+        """The verdict as an item's consensus row (``flags``: is_provisional, is_model_label)."""
+        return ItemConsensus(project=project, item_id=item_id, method=method, **self.fields(), **flags)
+
+    def fields(self) -> dict[str, Any]:
+        return {"parts": self.answer, "confidence": self.confidence, "posteriors": self.posteriors}
+
 
 # --- the provisional vote ---------------------------------------------------------------------------
 
@@ -142,14 +149,7 @@ def consensus_provisional(*, project: Project, item: Item) -> ItemConsensus | No
         method = "weighted vote"
     consensus, _ = ItemConsensus.objects.update_or_create(
         item=item,
-        defaults={
-            "project": project,
-            "parts": verdict.answer,
-            "confidence": verdict.confidence,
-            "posteriors": verdict.posteriors,
-            "method": method,
-            "is_provisional": True,
-        },
+        defaults={"project": project, "method": method, "is_provisional": True, **verdict.fields()},
     )
     return consensus
 
@@ -215,16 +215,7 @@ def consensus_from_model(*, project: Project, verdicts: Mapping[int, Verdict], s
         Item.objects.filter(pk__in=list(verdicts), annotation_count=0, lease_count=0).values_list("pk", flat=True)
     )
     rows = [
-        ItemConsensus(
-            project=project,
-            item_id=item_id,
-            parts=verdict.answer,
-            confidence=verdict.confidence,
-            posteriors=verdict.posteriors,
-            method=source,
-            is_provisional=False,
-            is_model_label=True,
-        )
+        verdict.row(project=project, item_id=item_id, method=source, is_provisional=False, is_model_label=True)
         for item_id, verdict in verdicts.items()
         if item_id in untouched
     ]

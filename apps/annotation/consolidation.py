@@ -187,15 +187,7 @@ def _write(project: Project, outcome: Outcome, answers: list[GivenAnswer], gold:
             if item_id in gold:  # a gold item's label is known
                 verdict, method = Verdict(gold[item_id], 1.0, {}), GOLD_METHOD
             rows.append(
-                ItemConsensus(
-                    project=project,
-                    item_id=item_id,
-                    parts=verdict.answer,
-                    confidence=verdict.confidence,
-                    posteriors=verdict.posteriors,
-                    method=method,
-                    is_provisional=item_id not in complete,
-                )
+                verdict.row(project=project, item_id=item_id, method=method, is_provisional=item_id not in complete)
             )
         ItemConsensus.objects.bulk_create(
             rows,

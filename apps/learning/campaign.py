@@ -12,6 +12,7 @@ and prints it: ``bench/active_learning.py`` and the ``simulate`` management comm
 call it.
 """
 
+import argparse
 import csv
 import hashlib
 import sys
@@ -142,6 +143,26 @@ CHECKPOINTS = (100, 200, 500, 1000)
 DEFAULT_STRATEGIES = (
     "random,least_confidence,margin,entropy,committee,bald,expected_model_change,diversity,boundary,mix"
 )
+
+
+def campaign_arguments(parser: argparse.ArgumentParser, *, pool: Path | None, test: Path | None, out: Path) -> None:
+    """The options of a campaign report, for ``bench/active_learning.py`` and ``manage.py
+    simulate`` alike (``pool``/``test`` None: required; ``out``: where caches and curves go)."""
+    csv_help = "CSV with a header label,text"
+    parser.add_argument("--pool", type=Path, default=pool, required=pool is None, help=csv_help)
+    parser.add_argument("--test", type=Path, default=test, required=test is None, help=csv_help)
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--start", type=int, default=50)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--noise", type=float, default=0.0, help="share of wrong answers from the simulated annotators")
+    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES)
+    parser.add_argument("--cache", type=Path, default=out / "cache")
+    parser.add_argument("--plot", type=Path, default=out / "active_learning.png")
+    parser.add_argument("--cores", type=int, default=None)
+    parser.add_argument(
+        "--round-items", dest="round_items", type=int, default=100_000, help="pool size for the round timing"
+    )
 
 
 @dataclass
