@@ -11,12 +11,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from apps.projects.answers import Answer, LabelPart, answer_score
+from apps.projects.answers import Answer, answer_score
 from apps.projects.models import Membership, Project, Role
 from apps.projects.selectors import gold_answers
 from apps.projects.services import membership_block
 
-from .models import Annotation, AnnotationLabel
+from .models import Annotation
+from .selectors import answers_of
 
 
 def gold_scores(*, project: Project, annotator_ids: list[int] | None = None) -> dict[int, list[tuple[Any, float]]]:
@@ -24,19 +25,15 @@ def gold_scores(*, project: Project, annotator_ids: list[int] | None = None) -> 
     answers = Annotation.objects.filter(project=project, is_gold=True)
     if annotator_ids is not None:
         answers = answers.filter(annotator_id__in=annotator_ids)
-    given: dict[int, list[LabelPart]] = defaultdict(list)
     meta = {
         pk: (annotator, item, at)
         for pk, annotator, item, at in answers.values_list("pk", "annotator_id", "item_id", "created_at")
     }
-    for annotation_id, start, end, label_id in AnnotationLabel.objects.filter(annotation__in=answers).values_list(
-        "annotation_id", "start", "end", "label_id"
-    ):
-        given[annotation_id].append(LabelPart(start, end, label_id))
+    given = answers_of(answers)
     truth = gold_answers(project=project, item_ids={item for _, item, _ in meta.values()})
     scores: dict[int, list[tuple[Any, float]]] = defaultdict(list)
     for pk, (annotator, item, at) in meta.items():
-        score = answer_score(project.task_type, Answer(given[pk]), truth.get(item, Answer()))
+        score = answer_score(project.task_type, given.get(pk, Answer()), truth.get(item, Answer()))
         scores[annotator].append((at, score))
     return scores
 

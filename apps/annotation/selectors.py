@@ -204,6 +204,17 @@ class GivenAnswer:
     answer: Answer
 
 
+def answers_of(annotations: QuerySet[Annotation]) -> dict[int, Answer]:
+    """The answer of each of these annotations, by annotation id, read in one streamed query."""
+    parts: dict[int, list[LabelPart]] = defaultdict(list)
+    rows = AnnotationLabel.objects.filter(annotation__in=annotations).values_list(
+        "annotation_id", "start", "end", "label_id"
+    )
+    for annotation_id, start, end, label_id in rows.iterator(chunk_size=20_000):
+        parts[annotation_id].append(LabelPart(start, end, label_id))
+    return {annotation_id: Answer(answer) for annotation_id, answer in parts.items()}
+
+
 def given_answers(*, project: Project, item_ids: Iterable[int] | None = None) -> list[GivenAnswer]:
     """The project's answers (or those to these items) to consolidate: without those of
     blocked annotators when the project excludes them."""
@@ -213,17 +224,9 @@ def given_answers(*, project: Project, item_ids: Iterable[int] | None = None) ->
     if project.blocked_answers == BlockedAnswers.EXCLUDE:
         blocked = Membership.objects.filter(project=project, is_blocked=True).values("user_id")
         annotations = annotations.exclude(annotator_id__in=blocked)
-    given: dict[int, tuple[int, int, list[LabelPart]]] = {
-        pk: (item_id, annotator_id, [])
-        for pk, item_id, annotator_id in annotations.values_list("pk", "item_id", "annotator_id")
-    }
-    rows = AnnotationLabel.objects.filter(annotation__in=annotations).values_list(
-        "annotation_id", "start", "end", "label_id"
-    )
-    for annotation_id, start, end, label_id in rows.iterator(chunk_size=20_000):
-        if annotation_id in given:
-            given[annotation_id][2].append(LabelPart(start, end, label_id))
-    return [GivenAnswer(item_id, annotator_id, Answer(parts)) for item_id, annotator_id, parts in given.values()]
+    who = annotations.values_list("pk", "item_id", "annotator_id")
+    answers = answers_of(annotations)
+    return [GivenAnswer(item_id, annotator_id, answers.get(pk, Answer())) for pk, item_id, annotator_id in who]
 
 
 def item_annotations(*, item: Item) -> list[dict[str, Any]]:
