@@ -9,6 +9,7 @@ from apps.annotation.exports import CHUNK, export_stream
 from apps.annotation.models import Annotation, AnnotationLabel
 from apps.projects.models import GoldLabel
 from tests.factories import ItemFactory
+from tests.helpers import api_for, client_for
 
 
 def read(project, fmt):
@@ -105,3 +106,49 @@ def test_hugging_face_layout_for_spans_has_tokens_and_ner_tags(spans_cast, tmp_p
     assert dataset["tokens"][0] == ["Ada", "Lovelace", "wrote"]
     assert dataset["ner_tags"][0] == ["B-Person", "I-Person", "O"]
     assert dataset["has_answer"] == [True, False]
+
+
+# --- the export page, download and API ----------------------------------------------------
+
+
+def test_export_page_offers_conll_for_span_projects(spans_cast):
+    page = client_for(spans_cast.manager).get(f"/projects/{spans_cast.project.pk}/export/")
+
+    assert b"/export/conll/" in page.content and b"/export/hf/" in page.content
+
+
+def test_export_page_hides_conll_for_classification(cast):
+    page = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/")
+
+    assert b"/export/conll/" not in page.content
+    assert client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/conll/").status_code == 404
+
+
+def test_export_download_streams_csv(cast):
+    ItemFactory(project=cast.project, text="Hello, world", metadata={"source": "web"})
+
+    response = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/csv/")
+
+    body = b"".join(response.streaming_content).decode()
+    assert body.splitlines()[0] == (
+        "id,external_id,text,metadata,is_gold,gold,state,consensus,consensus_confidence,annotation_count,annotations"
+    )
+    assert '"Hello, world","{""source"": ""web""}"' in body
+
+
+def test_export_streams_jsonl(cast):
+    ItemFactory(project=cast.project, text="One")
+    ItemFactory(project=cast.project, text="Two")
+
+    response = api_for(cast.manager).get(f"/api/projects/{cast.project.pk}/export/", {"format": "jsonl"})
+
+    assert response.status_code == 200 and response.streaming
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [row["text"] for row in rows] == ["One", "Two"]
+    assert "attachment" in response["Content-Disposition"]
+
+
+def test_export_rejects_an_unknown_format(cast):
+    response = api_for(cast.manager).get(f"/api/projects/{cast.project.pk}/export/", {"format": "conll"})
+
+    assert response.status_code == 400

@@ -172,24 +172,6 @@ def test_import_bad_file_answers_400_with_every_row_problem(cast):
     assert not Item.objects.filter(project=cast.project).exists()
 
 
-def test_export_streams_jsonl(cast):
-    ItemFactory(project=cast.project, text="One")
-    ItemFactory(project=cast.project, text="Two")
-
-    response = api_for(cast.manager).get(f"/api/projects/{cast.project.pk}/export/", {"format": "jsonl"})
-
-    assert response.status_code == 200 and response.streaming
-    rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
-    assert [row["text"] for row in rows] == ["One", "Two"]
-    assert "attachment" in response["Content-Disposition"]
-
-
-def test_export_rejects_an_unknown_format(cast):
-    response = api_for(cast.manager).get(f"/api/projects/{cast.project.pk}/export/", {"format": "conll"})
-
-    assert response.status_code == 400
-
-
 def test_token_authentication(cast):
     token = Token.objects.create(user=cast.manager)
     client = APIClient()

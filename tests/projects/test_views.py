@@ -266,31 +266,6 @@ def test_a_running_import_page_polls_for_progress(cast):
     assert b'hx-trigger="every 1s"' in page.content and b'role="progressbar"' in page.content
 
 
-def test_export_page_offers_conll_for_span_projects(spans_cast):
-    page = client_for(spans_cast.manager).get(f"/projects/{spans_cast.project.pk}/export/")
-
-    assert b"/export/conll/" in page.content and b"/export/hf/" in page.content
-
-
-def test_export_page_hides_conll_for_classification(cast):
-    page = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/")
-
-    assert b"/export/conll/" not in page.content
-    assert client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/conll/").status_code == 404
-
-
-def test_export_download_streams_csv(cast):
-    ItemFactory(project=cast.project, text="Hello, world", metadata={"source": "web"})
-
-    response = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/csv/")
-
-    body = b"".join(response.streaming_content).decode()
-    assert body.splitlines()[0] == (
-        "id,external_id,text,metadata,is_gold,gold,state,consensus,consensus_confidence,annotation_count,annotations"
-    )
-    assert '"Hello, world","{""source"": ""web""}"' in body
-
-
 def test_text_search_follows_inserts_edits_and_deletes_and_takes_wildcards_literally(cast):
     """On PostgreSQL the search reads a side table kept in step by triggers (migration
     0005); on SQLite it reads the items. Both must answer the same."""
