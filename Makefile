@@ -42,12 +42,10 @@ test-services: install
 		echo "PostgreSQL or Redis is not running: skipped the suite on them"; \
 	fi
 
-# import-linter's own command imports the standard library's `platform` before it reads
-# ours (see docs/architecture.md); run from `python -c` here, `platform` is Quorum's package.
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -c "from importlinter.cli import lint_imports_command as run; run()" --no-logo
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m mypy
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run

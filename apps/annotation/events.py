@@ -1,5 +1,5 @@
 """What the annotation app tells the apps above it (learning), which subscribe to these
-signals in their ``AppConfig.ready()``; annotation never imports them."""
+signals in their ``receivers.py``; annotation never imports them."""
 
 from django.dispatch import Signal
 

@@ -1,5 +1,5 @@
 """The annotation app's part in what projects asks of the apps above it
-(``apps/projects/events.py``). Connected in ``AnnotationConfig.ready()``; each receiver
+(``apps/projects/events.py``). Imported at start-up by Django's autodiscovery (apps/projects/apps.py); each receiver
 calls one service, selector or presentation helper."""
 
 from typing import Any

@@ -1,5 +1,5 @@
 """Learning's part in what the apps below it announce (``apps/projects/events.py``,
-``apps/annotation/events.py``). Connected in ``LearningConfig.ready()``; each receiver
+``apps/annotation/events.py``). Imported at start-up by Django's autodiscovery (apps/projects/apps.py); each receiver
 calls one service."""
 
 from typing import Any

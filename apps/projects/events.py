@@ -1,5 +1,6 @@
 """What projects tells the apps above it (annotation, learning), which subscribe to these
-signals in their ``AppConfig.ready()``.
+signals in their ``receivers.py``, which Django's autodiscovery imports at start-up
+(``ProjectsConfig.ready``).
 
 Projects is the bottom app and imports neither of them. Where one of its writes or pages
 needs their part (their rows that point at labels, their figures on the overview), it

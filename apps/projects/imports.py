@@ -134,7 +134,6 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         cache.delete(import_progress_key(job_id))
 
 
-@transaction.atomic
 def items_add(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
     """Add a few items sent as objects (``{"text", "id", "metadata"}``, the stream API's
     shape) under the import's row rules: all of them, or, when any is wrong or repeats an
