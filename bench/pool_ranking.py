@@ -48,13 +48,13 @@ def set_up(items: int, pool_csv: Path, cache_dir: Path):  # noqa: ANN201
     from django.core.management import call_command
 
     from apps.annotation.models import ItemConsensus
-    from apps.learning import services
+    from apps.learning import store
+    from apps.learning.campaign import embedded, read_labelled_csv
     from apps.projects.models import Item
     from apps.projects.services import project_create
-    from bench.active_learning import embedded, read
 
     call_command("migrate", verbosity=0)
-    texts, names = read(pool_csv)
+    texts, names = read_labelled_csv(pool_csv)
     vectors, _ = embedded(texts, cache_dir, quantize=False)
     classes = sorted(set(names))
     manager = get_user_model().objects.create(username="bench-manager")
@@ -70,7 +70,7 @@ def set_up(items: int, pool_csv: Path, cache_dir: Path):  # noqa: ANN201
     rng = np.random.default_rng(0)
     noisy = vectors[source] + rng.normal(0, 0.01, (items, vectors.shape[1])).astype(np.float32)
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-    cache = services.embedding_cache(project)
+    cache = store.embedding_cache(project)
     for start in range(0, items, 10_000):
         cache.add(ids[start : start + 10_000], noisy[start : start + 10_000])
     label_ids = {label.name: label.pk for label in project.labels.all()}
@@ -98,12 +98,12 @@ def set_up(items: int, pool_csv: Path, cache_dir: Path):  # noqa: ANN201
 
 def trained(project) -> float:  # noqa: ANN001
     """Train a head (the promotion's own ranking held back, to be timed on its own)."""
-    from apps.learning import ranking, services
+    from apps.learning import ranking, services, training
 
     held_back, ranking.pool_rank_start = ranking.pool_rank_start, lambda **_: {}
     started = time.perf_counter()
     try:
-        run = services.training_run_execute(run_id=services.training_request(project=project).pk)
+        run = training.training_run_execute(run_id=services.training_request(project=project).pk)
     finally:
         ranking.pool_rank_start = held_back
     assert run is not None and run.state == "succeeded", run and run.error

@@ -34,6 +34,7 @@ from apps.annotation.consensus import consolidation_request
 from apps.annotation.consolidation import consolidation_run
 from apps.annotation.models import Annotation, AnnotationLabel, Assignment, AssignmentState, ItemConsensus, Suggestion
 from apps.learning import services as learning_services
+from apps.learning import training
 from apps.projects.jobs import JobState
 from apps.projects.models import GoldLabel, Item, ItemState, Project
 from apps.projects.services import project_update
@@ -374,7 +375,7 @@ def trained(n: int) -> Cast:
                 confidence=1.0, method="majority_vote", is_provisional=False,
             )  # fmt: skip
     run = learning_services.training_request(project=project, user=cast.manager)
-    run = learning_services.training_run_execute(run_id=run.pk)
+    run = training.training_run_execute(run_id=run.pk)
     assert run.state == JobState.SUCCEEDED and run.promoted, run.error
     Item.objects.bulk_create(Item(project=project, text=f"Story {i}: markets closed higher.") for i in range(n - 30))
     assert Item.objects.filter(project=project).count() == n

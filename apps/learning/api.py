@@ -11,7 +11,6 @@ from platform.drf import AuthenticatedApiRequest, paginated
 
 from . import selectors, services, serving
 from .models import ModelVersion, TrainingRun
-from .streaming import stream_items_create
 
 
 class PredictApi(APIView):
@@ -128,5 +127,5 @@ class StreamApi(APIView):
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
         data = self.StreamInput(data=request.data)
         data.is_valid(raise_exception=True)
-        items = stream_items_create(project=project, rows=data.validated_data["items"])
+        items = services.stream_items_create(project=project, rows=data.validated_data["items"])
         return Response({"item_ids": [item.pk for item in items]}, status=status.HTTP_202_ACCEPTED)

@@ -181,7 +181,7 @@ class CampaignOptions:
     round_items: int = 100_000  # pool size for the round timing
 
 
-def read(path: Path) -> tuple[list[str], list[str]]:
+def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [row["text"] for row in rows], [row["label"] for row in rows]
@@ -272,8 +272,8 @@ def campaigns_report(options: CampaignOptions, out: TextIO | TextIOBase = sys.st
 
     embeddings.threads_set(options.cores)
 
-    pool_texts, pool_names = read(options.pool)
-    test_texts, test_names = read(options.test)
+    pool_texts, pool_names = read_labelled_csv(options.pool)
+    test_texts, test_names = read_labelled_csv(options.test)
     names = sorted(set(pool_names) | set(test_names))
     pool_y = np.array([names.index(n) for n in pool_names])
     test_y = np.array([names.index(n) for n in test_names])

@@ -1,24 +1,9 @@
-"""Training runs and the model registry: what learning does, in order. The work itself is
-in the modules below (``training_sets``, ``modelling``, ``ranking``; files in ``store``).
+"""Learning's writes on the request side: training requests, the registry (promote, pin,
+prune), embedding and export requests, streamed items. The training itself runs in a worker
+(``training.py``), and so does ranking; web processes import neither."""
 
-A run, in a worker (``training_run_execute``):
-1. claims its row (``queued`` -> ``running``; a run whose heartbeat stopped ten minutes
-   ago is taken over, so a killed worker's run is retried by the redelivered task);
-2. makes sure every item has a cached embedding (chunks, with progress);
-3. builds the training set from consolidated labels (weighted by confidence when the
-   project says so) and the evaluation set (``training_sets``);
-4. trains a challenger (a head on smoothed embeddings, or a fine-tuned transformer);
-5. scores the challenger and the current champion on the same evaluation set;
-6. in one transaction, records the version and promotes it if it beats the champion
-   (macro-F1, then accuracy) and the champion is not pinned. A failure anywhere before
-   leaves the registry as it was and the run marked failed, with the error.
-After a promotion the pool is re-ranked (``ranking.pool_rank_start``; large pools in parallel chunks).
-"""
-
-import logging
 import shutil
-import traceback
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -28,20 +13,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.projects.jobs import JobState, job_beat, job_claim, job_finish, job_request
-from apps.projects.models import Project
+from apps.projects.imports import items_add
+from apps.projects.jobs import job_request
+from apps.projects.models import Item, Project
 from platform.tasks import task_send_on_commit
 
-from . import modelling
 from .models import ModelVersion, TrainingRun, VersionStatus
-from .ranking import pool_rank_start
-from .selectors import champion
-from .store import artifact_dir, artifact_path, backbone_path, embeddings_missing, features_for, models_root
-from .training_sets import Sets, sets_build
+from .store import artifact_path, embeddings_missing
 
-logger = logging.getLogger(__name__)
-
-MIN_TRAINING_ITEMS = 4
 # New items are embedded by parallel tasks of this many each.
 EMBED_TASK_ITEMS = 2000
 
@@ -81,135 +60,11 @@ def training_request(*, project: Project, trigger: str = "manual", user: User | 
     return run
 
 
-class RunReporter:
-    """Progress, stage and log lines written to the run row as it goes (each a heartbeat
-    of its own, so the page sees them while the run works)."""
-
-    def __init__(self, run: TrainingRun):
-        self.run = run
-
-    def __call__(self, stage: str, progress: float) -> None:
-        line = f"{timezone.now():%H:%M:%S} {stage}"
-        log = self.run.log if self.run.log.endswith(stage) else (self.run.log + "\n" + line).strip()
-        job_beat(self.run, stage=stage, progress=progress, log=log)
-
-    def part(self, stage: str, low: float, high: float) -> Callable[[float], None]:
-        return lambda fraction: self(stage, low + (high - low) * fraction)
-
-
-def training_run_execute(*, run_id: int) -> TrainingRun | None:
-    if not job_claim(model=TrainingRun, job_id=run_id, take_over_stale=True):
-        return TrainingRun.objects.filter(pk=run_id).first()
-    run = TrainingRun.objects.select_related("project").get(pk=run_id)
-    try:
-        version, promoted, metrics = _train(run, RunReporter(run))
-    except Exception as error:
-        logger.exception("training run %s failed", run_id)
-        error_text = f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=6)}"
-        return job_finish(run, state=JobState.FAILED, error=error_text, stage="Failed")
-    job_finish(
-        run,
-        state=JobState.SUCCEEDED,
-        stage="Done" + (": promoted to champion" if promoted else ": kept as challenger"),
-        version=version,
-        promoted=promoted,
-        metrics=metrics,
-    )
-    if promoted:
-        pool_rank_start(project=run.project)
-    return run
-
-
-def _train(run: TrainingRun, report: RunReporter) -> tuple[ModelVersion, bool, dict[str, Any]]:
-    project = run.project
-    report("Embedding items", 2)
-    features = features_for(project, progress=report.part("Embedding items", 2, 40))
-    report("Building the training set", 42)
-    sets = sets_build(project=project)
-    if len(sets.train.item_ids) < MIN_TRAINING_ITEMS:
-        raise ValidationError(
-            f"Only {len(sets.train.item_ids)} consolidated labels to train on; "
-            f"at least {MIN_TRAINING_ITEMS} are needed."
-        )
-    number = (
-        ModelVersion.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first() or 0
-    ) + 1
-    artifact = artifact_dir(project=project, number=number, run_id=run.pk)
-    if artifact.exists():
-        shutil.rmtree(artifact)  # a half-written artifact from a run that died here
-    report(f"Training ({run.mode})", 45)
-    trained = modelling.train(
-        project,
-        run.mode,
-        sets,
-        features,
-        backbone_path(project),
-        artifact,
-        report.part(f"Training ({run.mode})", 45, 85),
-    )
-    report("Evaluating", 88)
-    metrics = modelling.evaluate(project, trained.predictor, sets.evaluation, features)
-    current = champion(project=project)
-    champion_metrics = None
-    if current is not None:
-        try:
-            champion_metrics = modelling.evaluate(
-                project, modelling.predictor_load(current, features), sets.evaluation, features
-            )
-        except Exception as error:  # noqa: BLE001  (a champion that cannot be loaded is beaten by default)
-            logger.warning("champion v%s could not be evaluated: %s", current.number, error)
-    better = champion_metrics is None or _score(metrics) > _score(champion_metrics)
-    with transaction.atomic():
-        locked_champion = (
-            ModelVersion.objects.select_for_update().filter(project=project, status=VersionStatus.CHAMPION).first()
-        )
-        version = ModelVersion.objects.create(
-            project=project,
-            number=number,
-            mode=run.mode,
-            backbone=backbone_path(project),
-            artifact=str(artifact.relative_to(models_root())),
-            metrics={**metrics, "champion_on_same_set": champion_metrics},
-            evaluation={
-                "source": sets.source,
-                "size": len(sets.evaluation.item_ids),
-                "items_hash": sets.evaluation_hash,
-            },
-            snapshot=_snapshot(project, sets),
-            hyperparameters=trained.hyperparameters,
-            train_size=len(sets.train.item_ids),
-        )
-        promoted = better and not (locked_champion and locked_champion.pinned)
-        if promoted:
-            _crown(project, version)
-        Project.objects.filter(pk=project.pk).update(pending_training=0)
-    versions_prune(project=project)
-    return version, promoted, {**metrics, "champion_on_same_set": champion_metrics, "promoted": promoted}
-
-
-def _score(metrics: dict[str, Any]) -> tuple[float, float]:
-    return (metrics.get("macro_f1") or 0.0, metrics.get("accuracy") or 0.0)
-
-
-def _snapshot(project: Project, sets: Sets) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for answer in sets.train.answers:
-        for label_id in answer.label_ids:
-            counts[str(label_id)] = counts.get(str(label_id), 0) + 1
-    return {
-        "labels": {str(label.pk): label.name for label in project.labels.all()},
-        "train_items": len(sets.train.item_ids),
-        "label_counts": counts,
-        "consolidation_method": project.consolidation_method,
-        "weighted_by_confidence": project.train_weight_by_confidence,
-        "evaluation_source": sets.source,
-    }
-
-
 # --- registry ---------------------------------------------------------------------------------------
 
 
-def _crown(project: Project, version: ModelVersion) -> None:
+def champion_crown(*, project: Project, version: ModelVersion) -> None:
+    """Make ``version`` the project's champion; the one before retires (and loses its pin)."""
     ModelVersion.objects.filter(project=project, status=VersionStatus.CHAMPION).update(
         status=VersionStatus.RETIRED, pinned=False
     )
@@ -221,7 +76,7 @@ def version_promote(*, version: ModelVersion, pin: bool = False) -> ModelVersion
     """Make a version champion by hand (roll back to an older one, or force a challenger)."""
     if version.pruned_at is not None:
         raise ValidationError("This version's files were pruned; it cannot serve any more.")
-    _crown(version.project, version)
+    champion_crown(project=version.project, version=version)
     if pin:
         ModelVersion.objects.filter(pk=version.pk).update(pinned=True)
     version.refresh_from_db()
@@ -258,3 +113,12 @@ def export_request(*, version: ModelVersion) -> None:
     """Prepare a version's downloads in a worker (copying the backbone and exporting ONNX
     take a while); the page offers them once they exist."""
     task_send_on_commit("learning.export_build", version.pk)
+
+
+@transaction.atomic
+def stream_items_create(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
+    """Add streamed items (checked by the import's row rules, all or none) and score them
+    in a worker after commit (``streaming.stream_items_score``)."""
+    items = items_add(project=project, rows=rows)
+    task_send_on_commit("learning.stream_score", project.pk, [item.pk for item in items])
+    return items

@@ -6,15 +6,12 @@ a priority above every ranked item, so it joins the annotation queue at once; an
 the model is sure of gets a model label when the project auto-labels, and otherwise
 waits in the pool with its score like any other item."""
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 
-from apps.projects.imports import items_add
-from apps.projects.models import Item, Project, TaskType
-from platform.tasks import task_send_on_commit
+from apps.projects.models import Project, TaskType
 
 from . import strategies
 from .modelling import predictor_load
@@ -47,12 +44,3 @@ def stream_items_score(*, project: Project, item_ids: list[int]) -> dict[str, An
             probs=probs if predictor.kind == "single" else None,
         )
     return {"scored": len(ids), "queued_first": int((uncertainty >= 0.5).sum()), "auto_labelled": labelled}
-
-
-@transaction.atomic
-def stream_items_create(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
-    """Add streamed items (checked by the import's row rules, all or none) and score them
-    in a worker after commit."""
-    items = items_add(project=project, rows=rows)
-    task_send_on_commit("learning.stream_score", project.pk, [item.pk for item in items])
-    return items

@@ -5,7 +5,7 @@ from celery import shared_task
 
 from apps.projects.selectors import project_get
 
-from . import ranking, services, serving, store, streaming
+from . import ranking, serving, store, streaming, training
 from .selectors import version_servable
 
 
@@ -21,7 +21,7 @@ def embed_chunk_task(project_id: int, item_ids: list[int]) -> None:
 
 @shared_task(name="learning.training_run")
 def training_run_task(run_id: int) -> None:
-    services.training_run_execute(run_id=run_id)
+    training.training_run_execute(run_id=run_id)
 
 
 @shared_task(name="learning.pool_rank")

@@ -4,7 +4,7 @@ depend on how the pool was cut."""
 import pytest
 
 from apps.annotation.models import Suggestion
-from apps.learning import ranking, services
+from apps.learning import ranking, services, training
 from apps.learning.models import PoolRanking
 from apps.learning.ranking import pool_ids, pool_rank, pool_rank_chunk, pool_rank_start
 from apps.projects.jobs import JobState
@@ -14,7 +14,7 @@ from apps.projects.services import project_update
 
 def trained(project):
     run = services.training_request(project=project)
-    return services.training_run_execute(run_id=run.pk).version
+    return training.training_run_execute(run_id=run.pk).version
 
 
 def order_by_priority(project):

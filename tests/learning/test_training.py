@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from apps.annotation.models import ItemConsensus, Suggestion
-from apps.learning import modelling, services, serving, store, training_sets
+from apps.learning import modelling, services, serving, store, training, training_sets
 from apps.learning.models import ModelVersion, TrainingRun, VersionStatus
 from apps.learning.ranking import pool_rank
 from apps.projects.jobs import JobState
@@ -21,7 +21,7 @@ from tests.learning.conftest import DEMO
 
 def train(project):
     run = services.training_request(project=project)
-    return services.training_run_execute(run_id=run.pk)
+    return training.training_run_execute(run_id=run.pk)
 
 
 def test_a_head_trained_on_a_small_set_learns(labelled_project):
@@ -90,8 +90,8 @@ def test_claiming_a_run_is_idempotent(labelled_project):
     run = services.training_request(project=labelled_project)
     assert services.training_request(project=labelled_project).pk == run.pk  # one active run per project
 
-    first = services.training_run_execute(run_id=run.pk)
-    again = services.training_run_execute(run_id=run.pk)  # a redelivered task
+    first = training.training_run_execute(run_id=run.pk)
+    again = training.training_run_execute(run_id=run.pk)  # a redelivered task
 
     assert first.state == again.state == JobState.SUCCEEDED
     assert ModelVersion.objects.count() == 1
@@ -117,7 +117,7 @@ def test_a_run_whose_worker_vanished_is_taken_over_by_the_redelivery(labelled_pr
         state=JobState.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1)
     )
 
-    finished = services.training_run_execute(run_id=run.pk)
+    finished = training.training_run_execute(run_id=run.pk)
 
     assert finished.state == JobState.SUCCEEDED and ModelVersion.objects.count() == 1
 
@@ -126,7 +126,7 @@ def test_a_live_run_is_not_taken_over(labelled_project):
     run = services.training_request(project=labelled_project)
     TrainingRun.objects.filter(pk=run.pk).update(state=JobState.RUNNING, heartbeat_at=timezone.now())
 
-    services.training_run_execute(run_id=run.pk)
+    training.training_run_execute(run_id=run.pk)
 
     assert not ModelVersion.objects.exists()
 

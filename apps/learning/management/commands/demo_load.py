@@ -20,7 +20,8 @@ import apps.projects
 from apps.annotation.consensus import consolidation_request
 from apps.annotation.consolidation import consolidation_run
 from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
-from apps.learning.services import training_request, training_run_execute
+from apps.learning.services import training_request
+from apps.learning.training import training_run_execute
 from apps.projects.imports import items_import_start
 from apps.projects.jobs import JobState
 from apps.projects.models import Item, Project, Role, TaskType
