@@ -16,7 +16,7 @@ from .errors import Conflict
 class AuthenticatedApiRequest(Request):
     """What an API view receives behind DRF's IsAuthenticated, as type checkers should see it."""
 
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -99,9 +99,9 @@ def overview_sections(*, project: Project, user: User) -> dict[str, Any]:
     progress (annotators), the answers per day, the annotators' table and the budget
     (managers and reviewers)."""
     context: dict[str, Any] = {}
-    if project.user_role in ANNOTATE:  # type: ignore[attr-defined]
+    if project.user_role in ANNOTATE:
         context["my_progress"] = selectors.annotator_progress(project=project, annotator=user, since=None)
-    if project.user_role in REVIEW:  # type: ignore[attr-defined]
+    if project.user_role in REVIEW:
         stats = selectors.annotator_stats(project=project)
         context.update(
             per_day_chart=per_day_chart(selectors.annotations_per_day(project=project)),

@@ -94,7 +94,7 @@ def assignment_get(*, project: Project, annotator: User, assignment_id: Any) -> 
 def item_suggestion(*, item: Item) -> Suggestion | None:
     """The item's suggestion; free when the item was loaded with select_related."""
     try:
-        return item.suggestion  # type: ignore[attr-defined]
+        return item.suggestion
     except Suggestion.DoesNotExist:
         return None
 
@@ -333,7 +333,7 @@ def consolidation_latest(*, project: Project) -> ConsolidationRun | None:
 
 
 def consolidation_active(*, project: Project) -> ConsolidationRun | None:
-    return ConsolidationRun.objects.filter(project=project).active().first()  # type: ignore[attr-defined]
+    return ConsolidationRun.objects.filter(project=project).active().first()
 
 
 def consolidation_runs(*, project: Project) -> QuerySet[ConsolidationRun]:

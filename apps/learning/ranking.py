@@ -174,7 +174,7 @@ def _ranking_create(project: Project, version: ModelVersion, items: int, chunks:
         now = timezone.now()
         try:
             with transaction.atomic():
-                PoolRanking.objects.filter(project=project).active().update(  # type: ignore[attr-defined]
+                PoolRanking.objects.filter(project=project).active().update(
                     state=JobState.CANCELLED, error="Superseded by a newer ranking.", finished_at=now
                 )
                 return PoolRanking.objects.create(

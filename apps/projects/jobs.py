@@ -121,7 +121,7 @@ def job_claim(*, model: type[Job], job_id: int, take_over_stale: bool = False) -
     if claimed or not take_over_stale:
         return bool(claimed)
     return bool(
-        model.objects.filter(pk=job_id).stale(now).update(heartbeat_at=now, stage="Restarted after the worker stopped")  # type: ignore[attr-defined]
+        model.objects.filter(pk=job_id).stale(now).update(heartbeat_at=now, stage="Restarted after the worker stopped")
     )
 
 
