@@ -164,10 +164,8 @@ def consensus_override(*, item: Item, answer: Answer, reviewer: User, note: str 
         consensus, _ = ItemConsensus.objects.update_or_create(
             item=item,
             defaults={
+                **Verdict(answer, 1.0, {}).fields(),
                 "project_id": item.project_id,
-                "parts": answer,
-                "confidence": 1.0,
-                "posteriors": {},
                 "method": "reviewer",
                 "is_provisional": False,
                 "reviewed_by": reviewer,

@@ -77,7 +77,7 @@ def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[
             **row,
             "display": answer_display(project, labels, row["answer"], item.text),
             "quality": quality.get(row["annotation"].annotator_id),
-            "agrees": consensus is not None and set(row["answer"]) == set(current),
+            "agrees": consensus is not None and row["answer"] == current,
         }
         for row in selectors.item_annotations(item=item)
     ]
