@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -167,24 +167,19 @@ def pool_rank_start(*, project: Project) -> dict[str, int]:
     return {"ranked": 0, "chunks": len(bounds)}
 
 
+@transaction.atomic
 def _ranking_create(project: Project, version: ModelVersion, items: int, chunks: int) -> PoolRanking:
-    """A new running ranking, cancelling the one running before (one active per project:
-    of two rankings started at once, the later one retries and cancels the first)."""
-    for attempt in range(3):
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                PoolRanking.objects.filter(project=project).active().update(
-                    state=JobState.CANCELLED, error="Superseded by a newer ranking.", finished_at=now
-                )
-                return PoolRanking.objects.create(
-                    project=project, version=version, item_count=items, chunks_total=chunks,
-                    state=JobState.RUNNING, started_at=now, heartbeat_at=now, stage=f"Scoring {items:,} items",
-                )  # fmt: skip
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    """A new running ranking, cancelling the one running before (one active per project).
+    The project row is locked so that two rankings started at once follow each other."""
+    Project.objects.select_for_update().get(pk=project.pk)
+    now = timezone.now()
+    PoolRanking.objects.filter(project=project).active().update(
+        state=JobState.CANCELLED, error="Superseded by a newer ranking.", finished_at=now
+    )
+    return PoolRanking.objects.create(
+        project=project, version=version, item_count=items, chunks_total=chunks,
+        state=JobState.RUNNING, started_at=now, heartbeat_at=now, stage=f"Scoring {items:,} items",
+    )  # fmt: skip
 
 
 def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> dict[str, int]:
