@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -32,18 +30,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._setup import (  # noqa: E402
+    database_recreate,
+    django_setup,
+    gunicorn_start,
+    percentile,
+    postgres_available,
+    prod_env,
+)
+
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/quorum_load")
 PORT = 8077
 LABELS = ["World", "Sports", "Business", "Science"]
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    name = PG_URL.rsplit("/", 1)[1]
-    with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def set_up(items: int, annotators: int) -> dict:
@@ -117,34 +117,6 @@ def query_counts(project_id: int, token: str) -> tuple[int, int]:
     return len(next_queries), len(submit_queries)
 
 
-def start_gunicorn(workers: int, threads: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "platform.settings.prod",
-        "SECRET_KEY": "bench-" + "x" * 60,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": PG_URL,
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "platform.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-            "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-            "--backlog", "2048", "--log-level", "warning", "--reuse-port",
-        ],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), 0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("gunicorn did not start")
-
-
 async def annotator(
     session, base: str, token: str, stop_at: float, combined: bool, interval: float, cycles: list, errors: list
 ) -> None:
@@ -206,14 +178,11 @@ async def run_level(project_id: int, tokens: list[str], seconds: float, combined
     measured = [latency for started, latency in cycles if started >= begin + warmup]
     measured.sort()
 
-    def pct(p: float) -> float:
-        return measured[min(len(measured) - 1, int(p * len(measured)))] * 1000 if measured else float("nan")
-
     return {
         "rate": len(measured) / seconds,
-        "p50": pct(0.50),
-        "p95": pct(0.95),
-        "p99": pct(0.99),
+        "p50": percentile(measured, 0.50) * 1000,
+        "p95": percentile(measured, 0.95) * 1000,
+        "p99": percentile(measured, 0.99) * 1000,
         "mean": statistics.fmean(measured) * 1000 if measured else float("nan"),
         "errors": len(errors),
     }
@@ -234,16 +203,12 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     levels = [int(n) for n in args.annotators.split(",")]
-    try:
-        socket.create_connection(("127.0.0.1", 5432), 2).close()
-    except OSError:
-        raise SystemExit("This benchmark needs PostgreSQL on 127.0.0.1:5432.") from None
+    if not postgres_available():
+        raise SystemExit("This benchmark needs PostgreSQL on 127.0.0.1:5432.")
 
     if not args.reuse:
-        fresh_database()
+        database_recreate(PG_URL)
     os.environ.update(DATABASE_URL=PG_URL, DEBUG="0", LOG_LEVEL="WARNING")
-    sys.path.insert(0, str(ROOT))
-    from bench._setup import django_setup
 
     django_setup()
     started = time.perf_counter()
@@ -257,7 +222,7 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    server = start_gunicorn(args.workers, args.threads)
+    server = gunicorn_start(port=PORT, workers=args.workers, threads=args.threads, env=prod_env(PG_URL))
     mode = "1 request (submit + next)" if args.combined else "2 requests (next, then submit)"
     print(f"gunicorn: {args.workers} workers x {args.threads} threads; a cycle is {mode}; {os.cpu_count()} CPUs")
     offered = f"{args.rate:.0f} cycles/s offered in all" if args.rate else "back to back (saturation)"

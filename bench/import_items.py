@@ -16,7 +16,6 @@ import json
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench._setup import database_recreate, postgres_available  # noqa: E402
+
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/quorum_bench")
 TOPICS = ["World", "Sports", "Business", "Science"]
 WORDS = [
@@ -129,26 +132,13 @@ def worker(args: argparse.Namespace) -> None:
     }))  # fmt: skip
 
 
-def postgres_available() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), 2).close()
-        return True
-    except OSError:
-        return False
-
-
 def fresh_database(backend: str, workdir: Path) -> str:
     if backend == "sqlite":
         db = workdir / "bench.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{db}"
-    import psycopg
-
-    name = PG_URL.rsplit("/", 1)[1]
-    with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
+    database_recreate(PG_URL)
     return PG_URL
 
 

@@ -17,7 +17,6 @@
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,19 +27,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._setup import celery_worker_start, celery_worker_wait, database_recreate, django_setup  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "agnews"
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/quorum_rank")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
 VAR_DIR = ROOT / "bench" / "out" / "rank_var"
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    name = PG_URL.rsplit("/", 1)[1]
-    with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def set_up(items: int, pool_csv: Path, cache_dir: Path):  # noqa: ANN201
@@ -110,22 +102,6 @@ def trained(project) -> float:  # noqa: ANN001
     return time.perf_counter() - started
 
 
-def worker_start(concurrency: int, env: dict[str, str]) -> subprocess.Popen:
-    from platform.celery import app
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "platform.celery:app", "worker", "--concurrency", str(concurrency),
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n", f"bench{concurrency}@%h"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if app.control.ping(timeout=1):
-            return process
-    process.kill()
-    raise RuntimeError("the Celery worker did not answer within 60 s")
-
-
 def ranked_by_workers(project) -> float:  # noqa: ANN001
     from apps.learning.models import PoolRanking
     from apps.learning.ranking import pool_rank_start
@@ -153,8 +129,7 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": PG_URL, "CELERY_BROKER_URL": BROKER, "QUORUM_VAR_DIR": str(VAR_DIR),
            "DJANGO_SETTINGS_MODULE": "platform.settings.dev", "QUORUM_EMBED_ON_IMPORT": "0"}  # fmt: skip
     os.environ.update(env)
-    fresh_database()
-    from bench._setup import django_setup
+    database_recreate(PG_URL)
 
     django_setup()
     from platform.celery import app
@@ -172,7 +147,8 @@ def main() -> None:
           f"{ranked:.2f} s ({result['ranked']:,} items, {result['suggested']:,} pre-labels) = {training + ranked:.2f} s")  # fmt: skip
     chunks = -(-result["ranked"] // ranking.CHUNK)
     for count in [int(w) for w in args.workers.split(",")]:
-        worker = worker_start(count, env)
+        worker = celery_worker_start(concurrency=count, env=env, name=f"bench{count}")
+        celery_worker_wait(worker)
         try:
             cold, warm = ranked_by_workers(project), ranked_by_workers(project)
         finally:
