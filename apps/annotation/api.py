@@ -101,7 +101,9 @@ class AnnotationOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Annotation
-        fields = ["id", "item", "annotator", "value", "submission_id", "created_at", "updated_at", "duration_ms"]
+        fields = [
+            "id", "item", "annotator", "value", "submission_id", "version", "created_at", "updated_at", "duration_ms",
+        ]  # fmt: skip
 
     def get_annotator(self, annotation: Annotation) -> str:
         return annotation.annotator.get_username()
@@ -147,7 +149,8 @@ class AnnotationListApi(APIView):
         responses={201: AnnotationOutput, 200: AnnotationOutput},
         description=(
             "Answer a leased item. The answer is committed before the response. Repeating a submit "
-            "with the same submission_id creates nothing and answers 200 with the first answer. "
+            "with the same submission_id creates nothing and answers 200 with the first answer; a "
+            "submission_id already used for another assignment is refused with 409. "
             "With next=true the response also carries the next task."
         ),
     )
@@ -182,14 +185,28 @@ class AnnotationListApi(APIView):
 class AnnotationDetailApi(APIView):
     class AnnotationUpdateInput(serializers.Serializer):
         value = serializers.JSONField()
+        version = serializers.IntegerField(
+            min_value=1, help_text="The answer's version this change starts from (as last read)."
+        )
 
-    @extend_schema(request=AnnotationUpdateInput, responses=AnnotationOutput)
+    @extend_schema(
+        request=AnnotationUpdateInput,
+        responses=AnnotationOutput,
+        description=(
+            "Change one of your latest answers. When the answer has changed since the version you name, "
+            "nothing is saved and the answer is 409: read it again and decide."
+        ),
+    )
     def patch(self, request: AuthenticatedApiRequest, project_id: int, annotation_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
         data = self.AnnotationUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         annotation = services.annotation_update(
-            project=project, annotator=request.user, annotation_id=annotation_id, value=data.validated_data["value"]
+            project=project,
+            annotator=request.user,
+            annotation_id=annotation_id,
+            value=data.validated_data["value"],
+            version=data.validated_data["version"],
         )
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return Response(AnnotationOutput(annotation, context=context).data)

@@ -5,7 +5,12 @@ The promises kept here, under concurrency:
 - no annotator is given, or answers, the same item twice;
 - an answer the server acknowledged is committed before the acknowledgement;
 - a repeated submit (same submission id, or a second click on a submitted item)
-  creates nothing and returns the first answer.
+  creates nothing and returns the first answer; a submission id already used for
+  another item is refused (409), never answered with that other item's answer;
+- a change to an answer names the version it started from, so a stale change cannot
+  overwrite a newer one (409);
+- a submit that fails half-way (a database error) leaves nothing behind: it is one
+  transaction, and retrying it with the same submission id is safe.
 Every writer locks an item before any of its assignments, so no two transactions
 can deadlock on each other.
 
@@ -318,6 +323,15 @@ def _repeated(annotation: Annotation) -> SubmitResult:
     return SubmitResult(annotation, created=False, answer=annotation_answer(annotation))
 
 
+def _submission_reused(annotation: Annotation) -> SubmitRefused:
+    """A client that sends one submission id for two items has a bug (or replays the
+    wrong request): answering with the other item's answer would hide that, so refuse."""
+    return SubmitRefused(
+        f"This submission id was already used for your answer on item {annotation.item_id}; "
+        "each answer needs its own submission id. Nothing was saved."
+    )
+
+
 def annotation_submit(
     *,
     project: Project,
@@ -345,10 +359,14 @@ def annotation_submit(
         with transaction.atomic():
             return _submit(project, annotator, assignment_id, value, submission, duration_ms, now, labels)
     except IntegrityError:
-        # The same submit raced itself (two requests at once); the first one won.
+        # Either the same submit raced itself (two requests at once: the first one won),
+        # or the submission id belongs to another assignment's answer.
         existing = _existing_answer(annotator, submission)
         if existing is None:
             raise
+        assignment = assignment_get(project=project, annotator=annotator, assignment_id=assignment_id)
+        if existing.assignment_id != assignment.pk:
+            raise _submission_reused(existing) from None
         return _repeated(existing)
 
 
@@ -364,8 +382,14 @@ def _submit(
 ) -> SubmitResult:
     assignment, item = _assignment_lock(project, annotator, assignment_id)
     if assignment.state == AssignmentState.SUBMITTED:
-        # A second click that made a new submission id: the item is answered already.
-        return _repeated(Annotation.objects.get(assignment=assignment))
+        # A replay, or a second click that made a new submission id: the item is answered
+        # already. A new id that another item's answer holds is still a reuse.
+        annotation = Annotation.objects.get(assignment=assignment)
+        if annotation.submission_id != submission:
+            reused = _existing_answer(annotator, submission)
+            if reused is not None:
+                raise _submission_reused(reused)
+        return _repeated(annotation)
     if assignment.state == AssignmentState.SKIPPED:
         raise SubmitRefused("You skipped this item, so it cannot take an answer from you now.")
     answer = _answer(project, item, value, labels)
@@ -467,9 +491,24 @@ def recent_annotation_ids(*, project: Project, annotator: User) -> set[int]:
     )
 
 
+def _version(raw: Any) -> int:
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationError({"version": "Say which version of the answer you changed; reload the page."}) from None
+    if version < 1:
+        raise ValidationError({"version": "Versions start at 1."})
+    return version
+
+
 @transaction.atomic
-def annotation_update(*, project: Project, annotator: User, annotation_id: Any, value: Any) -> Annotation:
-    """Change one of the annotator's latest answers, while its item is not consolidated."""
+def annotation_update(*, project: Project, annotator: User, annotation_id: Any, value: Any, version: Any) -> Annotation:
+    """Change one of the annotator's latest answers, while its item is not consolidated.
+
+    ``version`` is the answer's version the change started from: when the answer has
+    changed since (another tab, a replayed request), the change is refused, so a stale
+    edit never overwrites a newer one. The row lock makes the check and the write one step."""
+    expected = _version(version)
     try:
         annotation = (
             Annotation.objects.select_for_update()
@@ -483,10 +522,16 @@ def annotation_update(*, project: Project, annotator: User, annotation_id: Any, 
         raise SubmitRefused(
             f"Only your last {EDITABLE_RECENT} answers can be changed, and only until their items are consolidated."
         )
+    if annotation.version != expected:
+        raise SubmitRefused(
+            "This answer was changed since you opened it (in another tab or window), so your change was not "
+            "saved. Reload to see the newer answer."
+        )
     answer = _answer(project, annotation.item, value)
     annotation.labels.all().delete()
     _parts_write(annotation, answer)
-    annotation.save(update_fields=["updated_at"])
+    annotation.version += 1
+    annotation.save(update_fields=["updated_at", "version"])
     return annotation
 
 

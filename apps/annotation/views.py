@@ -11,7 +11,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -30,8 +30,8 @@ from platform.html import AuthenticatedRequest, refusal_json, refusal_message
 
 from . import consensus, presentation, selectors, services
 from .exports import ExportError, export_formats_for, export_response
-from .forms import held_assignment_ids, submitted_value
-from .models import Assignment, AssignmentState
+from .forms import ExportOptionsForm, held_assignment_ids, submitted_value
+from .models import Annotation, Assignment, AssignmentState
 
 
 def _session_start(request: AuthenticatedRequest, project: Project) -> datetime:
@@ -183,12 +183,25 @@ def annotation_edit(request: AuthenticatedRequest, project_id: int, annotation_i
                 annotator=request.user,
                 annotation_id=annotation.pk,
                 value=submitted_value(request.POST, project),
+                version=request.POST.get("version"),
             )
         except (ValidationError, Conflict) as error:
             messages.error(request, refusal_message(error))
+            if isinstance(error, Conflict):
+                # The page below shows the newer answer; 409 tells scripts it was refused.
+                annotation = selectors.annotation_get(
+                    project=project, annotator=request.user, annotation_id=annotation_id
+                )
+                return _edit_page(request, project, labels, annotation, status=409)
         else:
             messages.success(request, f"Your answer on item {annotation.item_id} was changed.")
             return redirect("annotation:workspace", project_id=project.pk)
+    return _edit_page(request, project, labels, annotation)
+
+
+def _edit_page(
+    request: AuthenticatedRequest, project: Project, labels: LabelIndex, annotation: Annotation, status: int = 200
+) -> HttpResponse:
     answer = selectors.annotation_answer(annotation)
     recent_ids = services.recent_annotation_ids(project=project, annotator=request.user)
     context = {
@@ -200,7 +213,7 @@ def annotation_edit(request: AuthenticatedRequest, project_id: int, annotation_i
         "selected_ids": {p.label_id for p in answer if not p.is_span},
         "spans": presentation.spans_json(answer),
     }
-    return render(request, "annotation/edit.html", context)
+    return render(request, "annotation/edit.html", context, status=status)
 
 
 # --- reports and review (reviewers and managers) ---------------------------------------------
@@ -303,9 +316,12 @@ def export(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
+def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) -> HttpResponse | StreamingHttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    options = ExportOptionsForm(request.GET)
+    if not options.is_valid():
+        return HttpResponseBadRequest("formula_escape must be true or false.", content_type="text/plain")
     try:
-        return export_response(project=project, fmt=fmt)
+        return export_response(project=project, fmt=fmt, formula_escape=options.cleaned_data["formula_escape"])
     except ExportError as error:
         raise Http404(str(error)) from None

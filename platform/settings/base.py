@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database that does not answer gives a 503 with a message, not a server error.
+    "platform.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "platform.urls"

@@ -217,7 +217,9 @@ def test_multi_label_answers_keep_every_label(multi_cast):
 def test_recent_answers_can_be_changed(cast, project):
     result = submit(project, cast.annotator, lease(project, cast.annotator))
 
-    annotation_update(project=project, annotator=cast.annotator, annotation_id=result.annotation.pk, value="Business")
+    annotation_update(
+        project=project, annotator=cast.annotator, annotation_id=result.annotation.pk, value="Business", version=1
+    )
 
     assert AnnotationLabel.objects.get(annotation=result.annotation).label.name == "Business"
 
@@ -228,7 +230,9 @@ def test_only_the_latest_answers_can_be_changed(cast, project):
     ]
 
     with pytest.raises(SubmitRefused, match="last 5"):
-        annotation_update(project=project, annotator=cast.annotator, annotation_id=answers[0].pk, value="Sports")
+        annotation_update(
+            project=project, annotator=cast.annotator, annotation_id=answers[0].pk, value="Sports", version=1
+        )
 
     assert AnnotationLabel.objects.get(annotation=answers[0]).label.name == "World"
 
@@ -238,7 +242,9 @@ def test_consolidated_answers_cannot_be_changed(cast, project):
     Item.objects.filter(pk=result.annotation.item_id).update(consolidated_at=timezone.now())
 
     with pytest.raises(SubmitRefused):
-        annotation_update(project=project, annotator=cast.annotator, annotation_id=result.annotation.pk, value="Sports")
+        annotation_update(
+            project=project, annotator=cast.annotator, annotation_id=result.annotation.pk, value="Sports", version=1
+        )
 
 
 def test_another_annotators_answer_cannot_be_changed(cast, project):
@@ -246,7 +252,11 @@ def test_another_annotators_answer_cannot_be_changed(cast, project):
 
     with pytest.raises(Http404):
         annotation_update(
-            project=project, annotator=cast.other_annotator, annotation_id=result.annotation.pk, value="Sports"
+            project=project,
+            annotator=cast.other_annotator,
+            annotation_id=result.annotation.pk,
+            value="Sports",
+            version=1,
         )
 
 

@@ -162,7 +162,7 @@ def test_changing_a_recent_answer_from_the_page(cast, project):
 
     edit = client.get(f"/projects/{project.pk}/annotate/answers/{annotation.pk}/")
     saved = client.post(
-        f"/projects/{project.pk}/annotate/answers/{annotation.pk}/", {"label": cast.labels["Business"].pk}
+        f"/projects/{project.pk}/annotate/answers/{annotation.pk}/", {"label": cast.labels["Business"].pk, "version": 1}
     )
 
     assert edit.status_code == 200 and b"checked" in edit.content
