@@ -4,8 +4,11 @@
 // The server renders every task as a plain form (it works without this script). Here:
 // 1. Enter submits the form in the background and swaps in the task held in
 //    <template id="ahead">; the reply brings the task after that.
-// 2. Answers are sent one after the other; a network failure is retried with the same
-//    submission id, which the server treats as the same answer (never twice).
+// 2. Answers are sent one after the other. One that does not arrive (the network drops,
+//    the server answers 5xx) is kept in the page: a message names it and offers Retry
+//    (focused, so Enter retries), and the answers after it wait in order. A retry sends
+//    the same submission id, which the server counts once however often it arrives; the
+//    browser coming back online retries too.
 // 3. An answer the server refuses is reported with a link back to its item.
 (function () {
   "use strict";
@@ -22,8 +25,9 @@
   let task = null; // the controller of the task on screen
   let queue = Promise.resolve(); // answers go to the server in order
   let waiting = false; // the screen waits for the next task to arrive
+  let unsent = 0; // answers given but not yet acknowledged by the server
+  let resume = null; // set while an answer that did not arrive waits for a retry
 
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const csrfToken = () => {
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
@@ -37,6 +41,37 @@
     clearTimeout(showToast.timer);
     if (kind === "info") showToast.timer = setTimeout(() => (toast.hidden = true), 2500);
   }
+
+  // The notice of an answer that did not arrive has its own box, so that passing hints
+  // in the toast never hide it.
+  const notice = document.createElement("div");
+  notice.className = "toast error unsent";
+  notice.setAttribute("role", "alert");
+  notice.hidden = true;
+  if (toast) toast.after(notice);
+
+  function offerRetry(summary, why) {
+    return new Promise((resolve) => {
+      const text = document.createElement("span");
+      const waitingToo = unsent > 1 ? ` The ${unsent - 1} answer${unsent > 2 ? "s" : ""} after it wait${unsent > 2 ? "" : "s"} in order.` : "";
+      text.textContent = `Your answer (${summary}) is not saved yet: ${why}. It is kept here; retry when the connection is back.${waitingToo} `;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-sm retry-button";
+      button.textContent = "Retry";
+      resume = () => {
+        resume = null;
+        notice.hidden = true;
+        if (task && task.textEl) task.textEl.focus({ preventScroll: true });
+        resolve();
+      };
+      button.addEventListener("click", () => resume && resume());
+      notice.replaceChildren(text, button);
+      notice.hidden = false;
+      button.focus();
+    });
+  }
+  window.addEventListener("online", () => resume && resume());
 
   function escapeHtml(text) {
     const div = document.createElement("div");
@@ -345,12 +380,20 @@
     }
   }
 
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch (error) {
+      return null;
+    }
+  }
+
   async function send(url, data, assignmentId, summary) {
-    data.delete("holding");
-    held().forEach((id) => data.append("holding", id));
     const back = `<a href="?assignment=${encodeURIComponent(assignmentId)}">Go back to it</a>`;
-    for (let attempt = 0; attempt < 6; attempt += 1) {
-      let response;
+    for (;;) {
+      data.delete("holding");
+      held().forEach((id) => data.append("holding", id));
+      let response = null;
       try {
         response = await fetch(url, {
           method: "POST",
@@ -359,20 +402,16 @@
           headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
         });
       } catch (error) {
-        showToast(`Connection lost; retrying your answer (${escapeHtml(summary)})…`, "info");
-        await sleep(400 * 2 ** attempt);
+        response = null;
+      }
+      if (response === null || response.status >= 500) {
+        // Not arrived, or not committed: the same data (same submission id) goes again.
+        const body = response ? await readJson(response) : null;
+        const why = response === null ? "the connection failed" : (body && body.message) || `the server answered ${response.status}`;
+        await offerRetry(summary, why);
         continue;
       }
-      if (response.status >= 500) {
-        await sleep(400 * 2 ** attempt);
-        continue;
-      }
-      let body = null;
-      try {
-        body = await response.json();
-      } catch (error) {
-        body = null;
-      }
+      const body = await readJson(response);
       if (!response.ok || !body) {
         const why = body && body.message ? body.message : `the server answered ${response.status}`;
         showToast(`Your answer (${escapeHtml(summary)}) was not saved: ${escapeHtml(why)} ${back}`);
@@ -383,7 +422,6 @@
       receive(body);
       return;
     }
-    showToast(`The server could not be reached, so your answer (${escapeHtml(summary)}) was not saved. ${back}`);
   }
 
   function submit(skip) {
@@ -402,7 +440,8 @@
     const url = skip ? form.dataset.skipUrl : form.action;
     const summary = skip ? "skip" : task.summary();
     advance();
-    queue = queue.then(() => send(url, data, form.dataset.assignment, summary));
+    unsent += 1;
+    queue = queue.then(() => send(url, data, form.dataset.assignment, summary)).finally(() => (unsent -= 1));
   }
 
   function goBack() {
@@ -412,6 +451,8 @@
 
   document.addEventListener("keydown", (event) => {
     const target = event.target;
+    // Keys on the messages' own buttons and links (Retry) do what those controls do.
+    if (target && target.closest && target.closest(".toast")) return;
     if (target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"))) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Enter") {
