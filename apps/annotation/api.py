@@ -362,14 +362,33 @@ class ConsensusDetailApi(APIView):
 
 
 class ExportApi(APIView):
+    class ExportOptionsInput(serializers.Serializer):
+        formula_escape = serializers.BooleanField(
+            default=True,
+            help_text=(
+                "CSV only: prefix a single quote to text cells that start with = + - @, tab or carriage "
+                "return (and are not plain numbers), so spreadsheets show them instead of running them. "
+                "false for programs that read the file."
+            ),
+        )
+
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl")],
+        parameters=[
+            OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl"),
+            ExportOptionsInput,
+        ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         description="Stream every item of the project with its gold answer, annotations and consensus.",
     )
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> StreamingHttpResponse | Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+        options = self.ExportOptionsInput(data=request.query_params)
+        options.is_valid(raise_exception=True)
         try:
-            return export_response(project=project, fmt=request.query_params.get("format", "jsonl"))
+            return export_response(
+                project=project,
+                fmt=request.query_params.get("format", "jsonl"),
+                formula_escape=options.validated_data["formula_escape"],
+            )
         except ExportError as error:
             return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)

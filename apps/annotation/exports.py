@@ -7,7 +7,8 @@ runs a constant number of queries per chunk.
 Formats:
 - ``jsonl``: one object per item: id, external_id, text, metadata, gold, every annotation
   with its annotator.
-- ``csv``: the same, one row per item; metadata and annotations as JSON cells.
+- ``csv``: the same, one row per item; metadata and annotations as JSON cells. A text cell
+  that a spreadsheet would run as a formula is escaped (``formula_escape``, on by default).
 - ``conll``: entity-span projects; one token per line with its BIO tag, a blank line
   between items; items with no answer yet are left out.
 - ``hf``: JSON Lines with one fixed schema per task type, which
@@ -18,6 +19,7 @@ Formats:
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -155,23 +157,27 @@ def _training_answer(item: Item) -> Answer | None:
     return consensus.parts if consensus is not None else None
 
 
-def export_response(*, project: Project, fmt: str) -> StreamingHttpResponse:
-    """The export as a streamed download; ExportError names the formats on offer."""
+def export_response(*, project: Project, fmt: str, formula_escape: bool = True) -> StreamingHttpResponse:
+    """The export as a streamed download; ExportError names the formats on offer.
+    ``formula_escape`` applies to CSV only (see ``csv_formula_escape``)."""
     formats = export_formats_for(project)
     if fmt not in formats:
         raise ExportError(f"Choose one of: {', '.join(formats)}.")
     response = StreamingHttpResponse(
-        export_stream(project=project, fmt=fmt), content_type=f"{formats[fmt].content_type}; charset=utf-8"
+        export_stream(project=project, fmt=fmt, formula_escape=formula_escape),
+        content_type=f"{formats[fmt].content_type}; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
     return response
 
 
-def export_stream(*, project: Project, fmt: str) -> Iterator[str]:
+def export_stream(*, project: Project, fmt: str, formula_escape: bool = True) -> Iterator[str]:
     if fmt not in export_formats_for(project):
         raise ExportError(f"Unknown export format {fmt!r} for this project.")
     labels = LabelIndex.for_project(project)
-    writers = {"jsonl": _jsonl, "csv": _csv, "hf": _hf, "conll": _conll}
+    if fmt == "csv":
+        return _csv(project, labels, formula_escape=formula_escape)
+    writers = {"jsonl": _jsonl, "hf": _hf, "conll": _conll}
     return writers[fmt](project, labels)
 
 
@@ -186,9 +192,25 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _csv(project: Project, labels: LabelIndex) -> Iterator[str]:
+# OWASP's CSV injection list: a cell starting with one of these is a formula to Excel,
+# LibreOffice or Google Sheets (tab and carriage return because some strip them first).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A plain number ("-3", "+1.5", "-2e-3") is read as that number, never run: left as it is.
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def csv_formula_escape(cell: Any) -> Any:
+    """The cell as OWASP recommends: text that a spreadsheet would run gets a leading
+    single quote, so it shows as text; numbers and plain-number text stay as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def _csv(project: Project, labels: LabelIndex, *, formula_escape: bool) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    escape = csv_formula_escape if formula_escape else (lambda cell: cell)
 
     def flush() -> str:
         text = buffer.getvalue()
@@ -201,21 +223,20 @@ def _csv(project: Project, labels: LabelIndex) -> Iterator[str]:
     for item in _items(project):
         record = _record(project, labels, item)
         gold = record["gold"]
-        writer.writerow(
-            [
-                record["id"],
-                record["external_id"] or "",
-                record["text"],
-                json.dumps(record["metadata"], ensure_ascii=False) if record["metadata"] else "",
-                "yes" if record["is_gold"] else "no",
-                _cell(gold),
-                record["state"],
-                _cell(record["consensus"]["value"]) if record["consensus"] else "",
-                record["consensus"]["confidence"] if record["consensus"] else "",
-                len(record["annotations"]),
-                json.dumps(record["annotations"], ensure_ascii=False) if record["annotations"] else "",
-            ]
-        )
+        row = [
+            record["id"],
+            record["external_id"] or "",
+            record["text"],
+            json.dumps(record["metadata"], ensure_ascii=False) if record["metadata"] else "",
+            "yes" if record["is_gold"] else "no",
+            _cell(gold),
+            record["state"],
+            _cell(record["consensus"]["value"]) if record["consensus"] else "",
+            record["consensus"]["confidence"] if record["consensus"] else "",
+            len(record["annotations"]),
+            json.dumps(record["annotations"], ensure_ascii=False) if record["annotations"] else "",
+        ]
+        writer.writerow([escape(cell) for cell in row])
         yield flush()
 
 

@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
@@ -36,3 +37,13 @@ def held_assignment_ids(post: QueryDict) -> tuple[int, ...]:
         except ValueError:
             continue
     return tuple(held)
+
+
+class ExportOptionsForm(forms.Form):
+    """Query options of a download. ``formula_escape=false`` leaves CSV cells as they are,
+    for programs that read the file (the default escapes formulas for spreadsheets)."""
+
+    formula_escape = forms.ChoiceField(choices=[("true", "true"), ("false", "false")], required=False)
+
+    def clean_formula_escape(self) -> bool:
+        return self.cleaned_data["formula_escape"] != "false"  # absent means on

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -30,7 +30,7 @@ from platform.html import AuthenticatedRequest, refusal_json, refusal_message
 
 from . import consensus, presentation, selectors, services
 from .exports import ExportError, export_formats_for, export_response
-from .forms import held_assignment_ids, submitted_value
+from .forms import ExportOptionsForm, held_assignment_ids, submitted_value
 from .models import Annotation, Assignment, AssignmentState
 
 
@@ -316,9 +316,12 @@ def export(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) -> StreamingHttpResponse:
+def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) -> HttpResponse | StreamingHttpResponse:
     project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    options = ExportOptionsForm(request.GET)
+    if not options.is_valid():
+        return HttpResponseBadRequest("formula_escape must be true or false.", content_type="text/plain")
     try:
-        return export_response(project=project, fmt=fmt)
+        return export_response(project=project, fmt=fmt, formula_escape=options.cleaned_data["formula_escape"])
     except ExportError as error:
         raise Http404(str(error)) from None

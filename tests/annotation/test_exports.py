@@ -6,7 +6,7 @@ import json
 import uuid
 
 from apps.annotation.exports import CHUNK, export_stream
-from apps.annotation.models import Annotation, AnnotationLabel
+from apps.annotation.models import Annotation, AnnotationLabel, ItemConsensus
 from apps.projects.models import GoldLabel
 from tests.factories import ItemFactory
 from tests.helpers import api_for, client_for
@@ -152,3 +152,84 @@ def test_export_rejects_an_unknown_format(cast):
     response = api_for(cast.manager).get(f"/api/projects/{cast.project.pk}/export/", {"format": "conll"})
 
     assert response.status_code == 400
+
+
+# --- formulas in CSV (OWASP's CSV injection) --------------------------------------------------
+
+FORMULAS = ["=1+2", "+SUM(A1)", "-2+3+cmd|' /C calc'!A0", "@SUM(A1)", "\tTAB=1", "\rCR=1"]
+
+
+def csv_rows(body):
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_csv_escapes_cells_that_spreadsheets_would_run(cast):
+    label = cast.labels["World"]
+    label.name = '=HYPERLINK("http://evil.example")'
+    label.save(update_fields=["name"])
+    for text in FORMULAS:
+        item = ItemFactory(project=cast.project, text=text, external_id=text[:5], is_gold=True)
+        GoldLabel.objects.create(item=item, label=label)
+
+    rows = csv_rows(read(cast.project, "csv"))
+
+    assert [row["text"] for row in rows] == ["'" + text for text in FORMULAS]
+    assert [row["external_id"] for row in rows] == ["'" + text[:5] for text in FORMULAS]
+    assert {row["gold"] for row in rows} == {'\'=HYPERLINK("http://evil.example")'}
+
+
+def test_csv_leaves_plain_numbers_and_ordinary_text_alone(cast):
+    item = ItemFactory(project=cast.project, text="-3", external_id="+1.5e3", metadata={"score": -2})
+    ItemConsensus.objects.create(project=cast.project, item=item, method="mv", confidence=-0.25)
+    ItemFactory(project=cast.project, text="A - B = C, said the @user", external_id="-x")
+
+    first, second = csv_rows(read(cast.project, "csv"))
+
+    assert (first["text"], first["external_id"], first["consensus_confidence"]) == ("-3", "+1.5e3", "-0.25")
+    assert first["metadata"] == '{"score": -2}'
+    assert (second["text"], second["external_id"]) == ("A - B = C, said the @user", "'-x")
+
+
+def test_csv_formula_escape_can_be_turned_off_for_programs(cast):
+    for text in FORMULAS:
+        ItemFactory(project=cast.project, text=text)
+
+    body = "".join(export_stream(project=cast.project, fmt="csv", formula_escape=False))
+
+    assert [row["text"] for row in csv_rows(body)] == FORMULAS
+
+
+def test_csv_formula_escape_option_on_the_download_and_the_api(cast):
+    ItemFactory(project=cast.project, text="=1+2")
+    url = f"/projects/{cast.project.pk}/export/csv/"
+    api_url = f"/api/projects/{cast.project.pk}/export/"
+
+    def texts(response):
+        assert response.status_code == 200
+        return [row["text"] for row in csv_rows(b"".join(response.streaming_content).decode())]
+
+    page = client_for(cast.manager)
+    api = api_for(cast.manager)
+    assert texts(page.get(url)) == ["'=1+2"]
+    assert texts(page.get(url, {"formula_escape": "false"})) == ["=1+2"]
+    assert texts(api.get(api_url, {"format": "csv"})) == ["'=1+2"]
+    assert texts(api.get(api_url, {"format": "csv", "formula_escape": "false"})) == ["=1+2"]
+    assert texts(api.get(api_url, {"format": "csv", "formula_escape": "true"})) == ["'=1+2"]
+
+
+def test_csv_formula_escape_refuses_a_value_it_does_not_know(cast):
+    bad = "x" * 10_000
+
+    page = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/csv/", {"formula_escape": bad})
+    api = api_for(cast.manager).get(
+        f"/api/projects/{cast.project.pk}/export/", {"format": "csv", "formula_escape": bad}
+    )
+
+    assert page.status_code == 400 and b"formula_escape" in page.content
+    assert api.status_code == 400 and "formula_escape" in api.json()
+
+
+def test_export_page_offers_the_formula_option_for_csv(cast):
+    page = client_for(cast.manager).get(f"/projects/{cast.project.pk}/export/")
+
+    assert b'name="formula_escape" value="false"' in page.content
