@@ -1,6 +1,7 @@
 """Settings shared by every environment. Values that differ between machines come from
 environment variables; ``dev``, ``test`` and ``prod`` adjust the rest."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    "axes",  # sign-in lockout (platform/auth.py)
     "apps.projects",
     "apps.annotation",
     "apps.learning",
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a sign-in that django-axes refused into the lockout page (platform/auth.py).
+    "axes.middleware.AxesMiddleware",
     # A database that does not answer gives a 503 with a message, not a server error.
     "platform.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -99,6 +103,24 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in lockout (django-axes, platform/auth.py). Its backend comes first: it refuses a
+# locked account or address before any password is checked. It needs the request, which
+# the login page and the token endpoint pass; tests sign in with force_login.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "platform.auth.LoginAttemptHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks; each has its limit
+AXES_FAILURE_LIMIT = env_int("QUORUM_LOGIN_FAILURE_LIMIT", 10)  # per account
+QUORUM_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("QUORUM_LOGIN_ADDRESS_FAILURE_LIMIT", 50)  # per address
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("QUORUM_LOGIN_COOLOFF_MINUTES", 15))
+# A success does not wipe the failures: Axes would delete every failure from the address
+# too, so an attacker with an account of their own could reset the count against others.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "platform.auth.lockout_response"
+# The client address: REMOTE_ADDR, or X-Forwarded-For behind QUORUM_PROXY_COUNT proxies
+# (platform/throttles.py); the API's throttles use the same.
+AXES_CLIENT_IP_CALLABLE = "platform.throttles.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # successes are not logged; failures are (AccessAttempt)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -142,6 +164,16 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # `?format=` names an export format in Quorum's API, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
+    # Floods, not people: an annotator makes a request every second or two; the busiest
+    # account of bench/annotate_load.py's default load makes 40 a second (10 annotators
+    # sharing 200 cycles/s of 2 requests), i.e. 2,400 a minute (docs/operations.md).
+    "DEFAULT_THROTTLE_CLASSES": ["platform.throttles.AnonThrottle", "platform.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("QUORUM_THROTTLE_ANON", "120/minute"),
+        "user": env_str("QUORUM_THROTTLE_USER", "3000/minute"),
+        "login": env_str("QUORUM_THROTTLE_LOGIN", "30/minute"),  # POST /api/auth/token/, per address
+    },
+    "NUM_PROXIES": env_int("QUORUM_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Quorum API",
