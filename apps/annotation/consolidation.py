@@ -36,6 +36,7 @@ from apps.projects.answers import Answer, LabelPart, answer_score, bio_decode, b
 from apps.projects.jobs import JobState, job_beat, job_claim, job_finish
 from apps.projects.models import ConsolidationMethod, Item, Project, TaskType
 from apps.projects.selectors import gold_answers
+from platform.errors import error_for_people
 
 from . import aggregation
 from .consensus import GOLD_METHOD, Verdict
@@ -253,8 +254,9 @@ def consolidation_run(*, run_id: int) -> ConsolidationRun | None:
             choice={"method": outcome.method, "reason": outcome.reason, "scores": outcome.scores},
         )
     except Exception as error:
-        logger.exception("consolidation run %s failed", run_id)
-        return job_finish(run, state=JobState.FAILED, error=f"{type(error).__name__}: {error}")
+        # Library errors may name server paths: people see a reference, the log the traceback.
+        message = error_for_people(error, logger=logger, job=f"Consolidation run {run_id}")
+        return job_finish(run, state=JobState.FAILED, error=message)
     scores = {k: (None if math.isnan(v) else round(v, 4)) for k, v in outcome.scores.items()}
     report["choice"]["scores"] = scores
     return job_finish(

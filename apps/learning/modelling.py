@@ -30,7 +30,7 @@ from .features import NEIGHBOURS, WEIGHT, smooth
 from .finetune import finetune_sequence, finetune_tokens, predict_sequence, predict_tokens
 from .heads import LinearHead, MultiLabelHead, head_fit, head_from_tensors, multilabel_fit
 from .models import ModelVersion
-from .store import artifact_path
+from .store import artifact_path, backbone_resolve
 from .training_sets import LabelledSet, Sets
 
 
@@ -104,9 +104,11 @@ def _config(artifact: Path, **values: Any) -> None:
 
 def train(project: Project, mode: str, sets: Sets, features: Features, backbone: str, artifact: Path,
           progress: Callable[[float], None]) -> Trained:  # fmt: skip
+    # The artifact records the backbone's name; only this worker sees its folder.
     labels = [label.pk for label in project.labels.all()]
     names = {str(label.pk): label.name for label in project.labels.all()}
     common = {"task_type": project.task_type, "backbone": backbone, "labels": names}
+    folder = backbone_resolve(backbone)
     if project.task_type == TaskType.SPANS:
         texts = dict(Item.objects.filter(pk__in=sets.train.item_ids).values_list("pk", "text"))
         index = {label: i for i, label in enumerate(labels)}
@@ -115,7 +117,7 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
             for answer in sets.train.answers
         ]
         finetune_tokens(
-            backbone,
+            folder,
             [texts[pk] for pk in sets.train.item_ids],
             spans,
             len(labels),
@@ -139,12 +141,12 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
             c=head.c,
             **common,
         )
-        return Trained(HeadPredictor(head, features, backbone, "multi"), {"C": head.c})
+        return Trained(HeadPredictor(head, features, folder, "multi"), {"C": head.c})
     answers = np.array([answer.label_id for answer in sets.train.answers])
     if mode == TrainingMode.FINETUNE:
         texts = dict(Item.objects.filter(pk__in=sets.train.item_ids).values_list("pk", "text"))
         present = sorted(set(answers.tolist()))
-        finetune_sequence(backbone, [texts[pk] for pk in sets.train.item_ids], [present.index(a) for a in answers],
+        finetune_sequence(folder, [texts[pk] for pk in sets.train.item_ids], [present.index(a) for a in answers],
                           len(present), artifact / "model", progress=progress)  # fmt: skip
         _config(artifact, mode=TrainingMode.FINETUNE, classes=present, **common)
         return Trained(SequencePredictor(artifact / "model", present), {"learning_rate": 5e-5, "min_steps": 150})
@@ -156,7 +158,7 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
     smoothing = {"neighbours": NEIGHBOURS, "weight": WEIGHT}
     _config(artifact, mode=TrainingMode.HEAD, classes=head.classes, smoothing=smoothing, c=head.c, c_search=head.search,
             **common)  # fmt: skip
-    return Trained(HeadPredictor(head, features, backbone, "single"), {"C": head.c, "C_search": head.search})
+    return Trained(HeadPredictor(head, features, folder, "single"), {"C": head.c, "C_search": head.search})
 
 
 def predictor_load(version: ModelVersion, features: Features) -> Any:
@@ -168,7 +170,7 @@ def predictor_load(version: ModelVersion, features: Features) -> Any:
         return SequencePredictor(artifact / "model", config["classes"])
     head = head_from_tensors(load_file(str(artifact / "head.safetensors")), config.get("c", 1.0))
     kind = "multi" if isinstance(head, MultiLabelHead) else "single"
-    return HeadPredictor(head, features, config["backbone"], kind)
+    return HeadPredictor(head, features, backbone_resolve(config["backbone"]), kind)
 
 
 def entity_f1(predicted: Sequence[set[LabelPart]], truth: Sequence[set[LabelPart]]) -> dict[str, float]:

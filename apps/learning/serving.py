@@ -17,7 +17,7 @@ from apps.projects.models import Project, TrainingMode
 from .modelling import predictor_load
 from .models import ModelVersion, VersionStatus
 from .selectors import versions
-from .store import artifact_config, artifact_path, embedding_cache
+from .store import artifact_config, artifact_path, backbone_resolve, embedding_cache
 
 
 def _version_for(project: Project, number: int | None = None) -> ModelVersion:
@@ -53,7 +53,7 @@ def predict(*, project: Project, texts: list[str], number: int | None = None) ->
     """Labels and probabilities (classification) or entities (spans) for up to 64 texts."""
     texts = _texts_check(texts)
     version = _version_for(project, number)
-    features = embedding_cache(project, artifact_config(version)["backbone"]).features()
+    features = embedding_cache(project, backbone_resolve(artifact_config(version)["backbone"])).features()
     predictor = predictor_load(version, features)
     names = {label.pk: label.name for label in project.labels.all()}
     results: list[dict[str, Any]] = []
@@ -120,11 +120,14 @@ def export_folder(version: ModelVersion) -> Path:
         shutil.copytree(source / "model", target / "model", dirs_exist_ok=True)
     else:
         shutil.copy(source / "head.safetensors", target / "head.safetensors")
-        shutil.copytree(config["backbone"], target / "backbone", dirs_exist_ok=True)
-        features = embedding_cache(version.project, config["backbone"]).features()
+        folder = backbone_resolve(config["backbone"])
+        shutil.copytree(folder, target / "backbone", dirs_exist_ok=True)
+        features = embedding_cache(version.project, folder).features()
         np.save(target / "neighbour_base.npy", features.base.astype(np.float16))
     (target / "label_map.json").write_text(json.dumps(config["labels"], indent=2))
-    (target / "config.json").write_text(json.dumps({**config, "version": version.number}, indent=2))
+    # The backbone by name: the download carries no server path.
+    exported = {**config, "backbone": version.backbone, "version": version.number}
+    (target / "config.json").write_text(json.dumps(exported, indent=2))
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in version.metrics.items() if isinstance(v, float))
     (target / "README.md").write_text(
         README.format(
@@ -158,7 +161,9 @@ def onnx_export(version: ModelVersion, target: Path) -> Path:
     class Pipeline(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.backbone = AutoModel.from_pretrained(config["backbone"], local_files_only=True)
+            self.backbone = AutoModel.from_pretrained(
+                backbone_resolve(config["backbone"]), local_files_only=True, use_safetensors=True
+            )
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.projects.models import Item, Project
+from platform.backbones import BackboneUnavailable, backbone_folder, backbone_name_of
 
 from . import embeddings
 from .cache import EmbeddingCache, Features
@@ -50,7 +51,17 @@ def artifact_config(version: ModelVersion) -> dict[str, Any]:
 
 
 def backbone_path(project: Project) -> str:
-    return project.backbone_path or embeddings.default_backbone_path()
+    """The folder of the project's backbone (a name from the site's list)."""
+    return str(backbone_folder(project.backbone))
+
+
+def backbone_resolve(recorded: str) -> str:
+    """The folder of the backbone an artifact records: its name, or, in artifacts of older
+    code, its folder, accepted only when the site still offers that folder."""
+    name = recorded if recorded in settings.QUORUM_BACKBONES else backbone_name_of(recorded)
+    if name is None:
+        raise BackboneUnavailable("This model was trained on a backbone the site no longer offers; train a new one.")
+    return str(backbone_folder(name))
 
 
 def backbone_key(path: str) -> str:

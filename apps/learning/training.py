@@ -19,7 +19,6 @@ that a benchmark can hold it back; large pools in parallel chunks).
 
 import logging
 import shutil
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +28,13 @@ from django.utils import timezone
 
 from apps.projects.jobs import JobState, job_beat, job_claim, job_finish
 from apps.projects.models import Project
+from platform.errors import error_for_people
 
 from . import modelling, ranking
 from .models import ModelVersion, TrainingRun, VersionStatus
 from .selectors import champion
 from .services import champion_crown, versions_prune
-from .store import artifact_dir, backbone_path, features_for, models_root
+from .store import artifact_dir, features_for, models_root
 from .training_sets import Sets, sets_build
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     try:
         version, promoted, metrics = _train(run, RunReporter(run))
     except Exception as error:
-        logger.exception("training run %s failed", run_id)
-        error_text = f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=6)}"
+        # Library errors name server paths: people see a reference, the log the traceback.
+        error_text = error_for_people(error, logger=logger, job=f"Training run {run_id}")
         return job_finish(run, state=JobState.FAILED, error=error_text, stage="Failed")
     job_finish(
         run,
@@ -104,7 +104,7 @@ def _train(run: TrainingRun, report: RunReporter) -> tuple[ModelVersion, bool, d
         run.mode,
         sets,
         features,
-        backbone_path(project),
+        project.backbone,
         artifact,
         report.part(f"Training ({run.mode})", 45, 85),
     )
@@ -128,7 +128,7 @@ def _train(run: TrainingRun, report: RunReporter) -> tuple[ModelVersion, bool, d
             project=project,
             number=number,
             mode=run.mode,
-            backbone=backbone_path(project),
+            backbone=project.backbone,
             artifact=str(artifact.relative_to(models_root())),
             metrics={**metrics, "champion_on_same_set": champion_metrics},
             evaluation={

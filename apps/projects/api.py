@@ -4,7 +4,7 @@ One APIView per endpoint, each with its input and output serializers; every view
 fetches its project through ``project_get_for_user`` and calls a service to write.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,6 +13,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from platform.backbones import backbone_choices, backbone_names
 from platform.drf import AuthenticatedApiRequest, paginated
 
 from . import imports, selectors, services
@@ -45,7 +46,7 @@ class ProjectOutput(serializers.ModelSerializer):
         fields = [
             "id", "name", "instructions", "instructions_html", "task_type", "allow_overlapping_spans",
             "overlap", "budget_max_annotations", "price_per_annotation", "currency", "gold_ratio",
-            "quality_threshold", "consolidation_method", "sampling_strategy", "labels", "your_role",
+            "quality_threshold", "consolidation_method", "sampling_strategy", "backbone", "labels", "your_role",
             "created_at", "updated_at",
         ]  # fmt: skip
 
@@ -56,9 +57,20 @@ class ProjectOutput(serializers.ModelSerializer):
 class ProjectSettingsInput(serializers.ModelSerializer):
     """Project settings as the API accepts them; the service re-checks every rule."""
 
+    backbone = serializers.ChoiceField(choices=[], required=False, help_text="One of the backbones the site offers.")
+
     class Meta:
         model = Project
         fields = list(services.PROJECT_EDITABLE_FIELDS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The site's list, read per request: the operator configures it (platform/backbones.py).
+        field = cast(serializers.ChoiceField, self.fields["backbone"])
+        field.choices = backbone_choices()
+        field.error_messages["invalid_choice"] = (
+            f'"{{input}}" is not a backbone this site offers; choose one of: {", ".join(backbone_names())}.'
+        )
 
 
 class ProjectListApi(APIView):

@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models.functions import Lower
 
+from platform.backbones import backbone_default
+
 from .jobs import Job
 
 
@@ -146,10 +148,11 @@ class Project(models.Model):
         blank=True,
         help_text='For the weighted mix, e.g. {"margin": 0.7, "diversity": 0.2, "random": 0.1}.',
     )
-    backbone_path = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="A local Hugging Face model directory; empty means the bundled MiniLM-L6.",
+    # A name from the site's list (settings.QUORUM_BACKBONES), never a folder: see platform/backbones.py.
+    backbone = models.CharField(
+        max_length=64,
+        default=backbone_default,
+        help_text="The model that embeds the texts, from the backbones this site offers.",
     )
     training_mode = models.CharField(
         max_length=20,

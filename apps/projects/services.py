@@ -2,7 +2,6 @@
 lives here; views and API views only translate requests into these calls."""
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from platform.backbones import backbone_check
 
 from . import events
 from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
@@ -36,7 +37,7 @@ PROJECT_EDITABLE_FIELDS = (
     "blocked_answers",
     "sampling_strategy",
     "strategy_weights",
-    "backbone_path",
+    "backbone",
     "training_mode",
     "train_every",
     "train_weight_by_confidence",
@@ -67,6 +68,7 @@ def project_create(*, user: User, name: str, labels: Iterable[Mapping[str, Any]]
         raise ValidationError(f"Unknown project settings: {', '.join(sorted(unknown))}.")
     project = Project(name=name, created_by=user, **fields)
     project.full_clean()
+    backbone_check(project.backbone)
     project.save()
     Membership.objects.create(project=project, user=user, role=Role.MANAGER)
     for spec in labels:
@@ -88,12 +90,8 @@ def project_update(*, project: Project, data: Mapping[str, Any]) -> Project:
     for name in changed:
         setattr(project, name, data[name])
     project.full_clean()
-    if (
-        "backbone_path" in changed
-        and project.backbone_path
-        and not Path(project.backbone_path, "config.json").is_file()
-    ):
-        raise ValidationError({"backbone_path": "No Hugging Face model (config.json) in that directory."})
+    if "backbone" in changed:
+        backbone_check(project.backbone)
     if "strategy_weights" in changed:
         _strategy_weights_check(project.strategy_weights)
     if project.max_overlap is not None and project.max_overlap < project.overlap:

