@@ -14,7 +14,7 @@ from apps.projects import selectors as project_selectors
 from apps.projects.answers import LabelIndex, value_render
 from apps.projects.models import ConsolidationMethod, Project
 from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
-from platform.drf import AuthenticatedApiRequest, paginated
+from platform.drf import AuthenticatedApiRequest, Pagination, id_field, paginated, query_params
 
 from . import consensus, selectors, services
 from .exports import ExportError, export_response
@@ -52,6 +52,12 @@ def _next_payload(project: Project, labels: LabelIndex, outcome: services.NextTa
     return {"task": TaskOutput(outcome.assignment, context={"labels": labels}).data, "reason": "", "message": ""}
 
 
+# A client holds a few leased items on screen; a longer list is not a client's.
+HOLDING_MAX = 100
+# duration_ms is a PositiveIntegerField (32 bits on PostgreSQL): about 24 days.
+DURATION_MS_MAX = 2**31 - 1
+
+
 class NextTaskOutput(serializers.Serializer):
     task = TaskOutput(allow_null=True)
     reason = serializers.ChoiceField(choices=["", "blocked", "budget", "done", "busy", "no_labels"])
@@ -61,7 +67,7 @@ class NextTaskOutput(serializers.Serializer):
 class TaskNextApi(APIView):
     class TaskNextInput(serializers.Serializer):
         holding = serializers.ListField(
-            child=serializers.IntegerField(), required=False, default=list,
+            child=id_field(), required=False, default=list, max_length=HOLDING_MAX,
             help_text="Assignments you already hold on screen; they are not handed back.",
         )  # fmt: skip
 
@@ -120,26 +126,29 @@ class AnnotationOutput(serializers.ModelSerializer):
 
 
 class AnnotationListApi(APIView):
+    pagination_class = Pagination
+
+    class AnnotationQuery(serializers.Serializer):
+        item = id_field(required=False, help_text="Only this item's annotations.")
+        annotator = serializers.CharField(required=False, default="", max_length=150, help_text="A username.")
+        ordering = serializers.ChoiceField(choices=selectors.ANNOTATION_ORDERINGS, required=False, default="id")
+
     class AnnotationSubmitInput(serializers.Serializer):
-        assignment_id = serializers.IntegerField()
+        assignment_id = id_field()
         value = serializers.JSONField(
             help_text='A label name or id; a list of them (multi-label); or spans [{"start", "end", "label"}].'
         )
         submission_id = serializers.UUIDField(help_text="Made by the client; repeat it when retrying the same answer.")
-        duration_ms = serializers.IntegerField(required=False, min_value=0)
+        duration_ms = serializers.IntegerField(required=False, min_value=0, max_value=DURATION_MS_MAX)
         next = serializers.BooleanField(required=False, default=False, help_text="Also lease the next item.")
-        holding = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+        holding = serializers.ListField(child=id_field(), required=False, default=list, max_length=HOLDING_MAX)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("item", int), OpenApiParameter("annotator", str)],
-        responses=AnnotationOutput(many=True),
-    )
+    @extend_schema(parameters=[AnnotationQuery], responses=AnnotationOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        query = query_params(request, self.AnnotationQuery)
         annotations = selectors.annotations_list(
-            project=project,
-            item_id=request.query_params.get("item") or None,  # type: ignore[arg-type]
-            annotator=request.query_params.get("annotator", ""),
+            project=project, item_id=query.get("item"), annotator=query["annotator"], ordering=query["ordering"]
         )
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return paginated(request, self, annotations, AnnotationOutput, context=context)
@@ -225,6 +234,8 @@ class ConsolidationRunOutput(serializers.ModelSerializer):
 
 
 class ConsolidationListApi(APIView):
+    pagination_class = Pagination
+
     class ConsolidationRequestInput(serializers.Serializer):
         method = serializers.ChoiceField(choices=ConsolidationMethod.choices, required=False, allow_blank=True)
 
@@ -324,13 +335,17 @@ class ConsensusOutput(serializers.ModelSerializer):
 
 
 class ConsensusListApi(APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("disagreement", bool, description="Only unreviewed items, least sure first")],
-        responses=ConsensusOutput(many=True),
-    )
+    pagination_class = Pagination
+
+    class ConsensusQuery(serializers.Serializer):
+        disagreement = serializers.BooleanField(
+            required=False, default=False, help_text="Only unreviewed items, least sure first."
+        )
+
+    @extend_schema(parameters=[ConsensusQuery], responses=ConsensusOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        if request.query_params.get("disagreement") in ("1", "true", "yes"):
+        if query_params(request, self.ConsensusQuery)["disagreement"]:
             rows = selectors.disagreements(project=project).select_related("reviewed_by")
         else:
             rows = selectors.consensus_list(project=project)

@@ -254,13 +254,22 @@ def item_annotation_get(*, item: Item, annotation_id: Any) -> Annotation:
         raise Http404("No such answer to this item.") from None
 
 
-def annotations_list(*, project: Project, item_id: int | None = None, annotator: str = "") -> QuerySet[Annotation]:
-    """The project's annotations for the API, oldest first, filtered by item or annotator name."""
+# The orders a list of annotations may take: oldest or newest first. Only these: an
+# ordering named by a client never reaches order_by unchecked.
+ANNOTATION_ORDERINGS = ("id", "-id")
+
+
+def annotations_list(
+    *, project: Project, item_id: int | None = None, annotator: str = "", ordering: str = "id"
+) -> QuerySet[Annotation]:
+    """The project's annotations for the API, filtered by item or annotator name."""
+    if ordering not in ANNOTATION_ORDERINGS:
+        raise ValueError(f"Annotations cannot be ordered by {ordering!r}.")
     annotations = (
         Annotation.objects.filter(project=project)
         .select_related("annotator", "item")
         .prefetch_related("labels")
-        .order_by("id")
+        .order_by(ordering)
     )
     if item_id is not None:
         annotations = annotations.filter(item_id=item_id)

@@ -7,16 +7,21 @@ from rest_framework.views import APIView
 
 from apps.projects import selectors as project_selectors
 from apps.projects.selectors import MANAGE, REVIEW
-from platform.drf import AuthenticatedApiRequest, paginated
+from platform.drf import AuthenticatedApiRequest, Pagination, paginated
 
 from . import selectors, services, serving
 from .models import ModelVersion, TrainingRun
+
+# Version numbers are a PositiveIntegerField (32 bits on PostgreSQL).
+VERSION_MAX = 2**31 - 1
 
 
 class PredictApi(APIView):
     class PredictInput(serializers.Serializer):
         texts = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
-        version = serializers.IntegerField(required=False, help_text="A version number; default: the champion.")
+        version = serializers.IntegerField(
+            required=False, min_value=1, max_value=VERSION_MAX, help_text="A version number; default: the champion."
+        )
 
     @extend_schema(
         request=PredictInput,
@@ -47,6 +52,8 @@ class TrainingRunOutput(serializers.ModelSerializer):
 
 
 class TrainingRunListApi(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=TrainingRunOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
@@ -77,6 +84,8 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
 
 class ModelVersionListApi(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=ModelVersionOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
