@@ -191,7 +191,9 @@ class MembershipOutput(serializers.ModelSerializer):
 
 class MembershipListApi(APIView):
     class MembershipCreateInput(serializers.Serializer):
-        user = serializers.CharField(help_text="Username or e-mail of an existing account.")
+        user = serializers.CharField(
+            help_text="Username or e-mail of an account that shares a project with you (site admins: any account)."
+        )
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses=MembershipOutput(many=True))
@@ -205,7 +207,10 @@ class MembershipListApi(APIView):
         data = self.MembershipCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_add(
-            project=project, user_identifier=data.validated_data["user"], role=data.validated_data["role"]
+            project=project,
+            user_identifier=data.validated_data["user"],
+            role=data.validated_data["role"],
+            by=request.user,
         )
         return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
 

@@ -121,6 +121,18 @@ def project_members(*, project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("role", "user__username")
 
 
+def account_find(*, identifier: str, by: User | None) -> User | None:
+    """The active account with this username or e-mail (either case) that ``by`` may add to a
+    project: anyone for a site admin or a trusted caller (``by`` None: a command), otherwise
+    only someone who already shares a project with ``by``. So a manager cannot probe which
+    usernames or addresses have an account on the site: strangers and the absent look alike."""
+    identifier = identifier.strip()
+    accounts = User.objects.filter(Q(username__iexact=identifier) | Q(email__iexact=identifier), is_active=True)
+    if by is not None and not by.is_superuser:
+        accounts = accounts.filter(memberships__project__memberships__user=by)
+    return accounts.order_by("pk").first()
+
+
 # The orders a list of items may take: by id (oldest first) or newest first. Only these:
 # an ordering named by a client never reaches order_by unchecked.
 ITEM_ORDERINGS = ("id", "-id")

@@ -5,16 +5,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from platform.backbones import backbone_check
 
-from . import events
+from . import events, selectors
 from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
 
 PROJECT_EDITABLE_FIELDS = (
@@ -226,19 +224,19 @@ def labels_reorder(*, project: Project, label_ids: list[int]) -> None:
     Label.objects.bulk_update(labels.values(), ["order"])
 
 
-def _user_find(identifier: str) -> User:
-    User = get_user_model()
-    identifier = identifier.strip()
-    user = User.objects.filter(Q(username__iexact=identifier) | Q(email__iexact=identifier), is_active=True).first()
-    if user is None:
-        raise ValidationError({"user": f"No active user has the username or e-mail “{identifier}”."})
-    return user
-
-
 @transaction.atomic
-def membership_add(*, project: Project, user_identifier: str, role: str) -> Membership:
-    """Give a user (found by username or e-mail) a role in the project."""
-    user = _user_find(user_identifier)
+def membership_add(*, project: Project, user_identifier: str, role: str, by: User | None = None) -> Membership:
+    """Give a user (found by username or e-mail) a role in the project. ``by``, the manager
+    adding them, finds only people who share a project with them (``account_find``); the
+    refusal reads the same for an account that does not exist."""
+    user = selectors.account_find(identifier=user_identifier, by=by)
+    if user is None:
+        raise ValidationError(
+            {
+                "user": f"No one in your projects has the username or e-mail “{user_identifier.strip()}”. "
+                "To add someone new, ask a site administrator (administrators can add any account)."
+            }
+        )
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role “{role}”."})
     if Membership.objects.filter(project=project, user=user).exists():

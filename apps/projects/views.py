@@ -233,7 +233,10 @@ def members(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             membership = services.membership_add(
-                project=project, user_identifier=form.cleaned_data["user"], role=form.cleaned_data["role"]
+                project=project,
+                user_identifier=form.cleaned_data["user"],
+                role=form.cleaned_data["role"],
+                by=request.user,
             )
         except ValidationError as error:
             form_add_service_error(form, error)

@@ -118,9 +118,18 @@ def test_labels_reorder(cast):
     assert [label["id"] for label in response.json()] == ids[::-1]
 
 
+def colleague_of(manager, username):
+    """An account that shares a project (another one) with ``manager``: one they may add."""
+    user = UserFactory(username=username)
+    second = Project.objects.create(name=f"With {username}", created_by=manager)
+    Membership.objects.create(project=second, user=manager, role=Role.MANAGER)
+    Membership.objects.create(project=second, user=user, role=Role.ANNOTATOR)
+    return user
+
+
 def test_membership_management(cast):
     api = api_for(cast.manager)
-    UserFactory(username="newbie")
+    colleague_of(cast.manager, "newbie")
     base = f"/api/projects/{cast.project.pk}/members/"
 
     added = api.post(base, {"user": "newbie", "role": "reviewer"}, format="json")
@@ -129,9 +138,22 @@ def test_membership_management(cast):
     removed = api.delete(f"{base}{added.json()['id']}/")
 
     assert added.status_code == 201 and promoted.json()["role"] == "manager"
-    assert unknown.status_code == 400 and "No active user" in json.dumps(unknown.json())
+    assert unknown.status_code == 400 and "No one in your projects" in json.dumps(unknown.json())
     assert removed.status_code == 204
     assert not Membership.objects.filter(project=cast.project, user__username="newbie").exists()
+
+
+def test_adding_a_member_does_not_tell_whether_a_stranger_has_an_account(cast):
+    UserFactory(username="stranger", email="stranger@example.com")
+    api = api_for(cast.manager)
+    base = f"/api/projects/{cast.project.pk}/members/"
+
+    stranger = api.post(base, {"user": "stranger", "role": "annotator"}, format="json")
+    ghost = api.post(base, {"user": "ghost", "role": "annotator"}, format="json")
+
+    assert stranger.status_code == ghost.status_code == 400
+    assert json.dumps(stranger.json()).replace("stranger", "ghost") == json.dumps(ghost.json())
+    assert not Membership.objects.filter(project=cast.project, user__username="stranger").exists()
 
 
 def test_items_list_filters_and_paginates(cast):

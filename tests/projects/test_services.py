@@ -183,12 +183,41 @@ def test_members_are_added_by_username_or_email(cast):
 
 
 def test_adding_an_unknown_or_existing_member_is_refused(cast):
-    with pytest.raises(ValidationError, match="No active user"):
+    with pytest.raises(ValidationError, match="No one in your projects"):
         membership_add(project=cast.project, user_identifier="ghost", role=Role.ANNOTATOR)
     with pytest.raises(ValidationError, match="already a member"):
         membership_add(project=cast.project, user_identifier="annotator", role=Role.MANAGER)
 
     assert Membership.objects.get(project=cast.project, user=cast.annotator).role == Role.ANNOTATOR
+
+
+def test_a_manager_finds_only_people_who_share_a_project_with_them(cast):
+    """Strangers and accounts that do not exist are refused alike, so a manager cannot probe
+    which usernames or e-mail addresses have an account on the site."""
+    UserFactory(username="stranger", email="stranger@example.com")
+    colleague = UserFactory(username="colleague")
+    second = project_create(user=cast.manager, name="Second", labels=[{"name": "A"}])
+    membership_add(project=second, user_identifier="colleague", role=Role.ANNOTATOR)
+
+    refusals = []
+    for who in ("stranger", "STRANGER@example.com", "ghost", "outsider"):
+        with pytest.raises(ValidationError) as refused:
+            membership_add(project=cast.project, user_identifier=who, role=Role.ANNOTATOR, by=cast.manager)
+        refusals.append(refused.value.message_dict["user"][0].replace(f"“{who}”", "“…”"))
+    added = membership_add(project=cast.project, user_identifier="colleague", role=Role.ANNOTATOR, by=cast.manager)
+
+    assert len(set(refusals)) == 1 and "No one in your projects" in refusals[0]
+    assert added.user == colleague
+    assert not Membership.objects.filter(project=cast.project, user__username__in=["stranger", "outsider"]).exists()
+
+
+def test_a_site_admin_finds_any_account(cast):
+    stranger = UserFactory(username="stranger")
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+
+    membership = membership_add(project=cast.project, user_identifier="stranger", role=Role.REVIEWER, by=admin)
+
+    assert Membership.objects.get(pk=membership.pk).user == stranger
 
 
 def test_the_last_manager_cannot_leave_or_step_down(cast):

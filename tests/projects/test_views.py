@@ -1,5 +1,7 @@
 """HTML pages: what a manager, reviewer and annotator see and change."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -157,8 +159,28 @@ def test_moving_a_label_up_reorders_the_ontology(cast):
     assert list(cast.project.labels.values_list("name", flat=True)) == ["Sports", "World", "Business", "Science"]
 
 
+def test_members_page_does_not_tell_whether_a_stranger_has_an_account(cast):
+    UserFactory(username="stranger")
+    client = client_for(cast.manager)
+    url = f"/projects/{cast.project.pk}/members/"
+
+    stranger = client.post(url, {"user": "stranger", "role": "annotator"}, **HTMX)
+    ghost = client.post(url, {"user": "ghost", "role": "annotator"}, **HTMX)
+
+    def errors(response):
+        return re.findall(r'<ul class="errorlist[^"]*">.*?</ul>', response.content.decode(), re.S)
+
+    assert "No one in your projects has the username or e-mail “stranger”" in "".join(errors(stranger))
+    assert [e.replace("stranger", "ghost") for e in errors(stranger)] == errors(ghost)
+    assert stranger.status_code == ghost.status_code
+    assert not Membership.objects.filter(project=cast.project, user__username="stranger").exists()
+
+
 def test_members_page_adds_and_changes_roles(cast):
-    UserFactory(username="newbie")
+    newbie = UserFactory(username="newbie")
+    second = Project.objects.create(name="Second", created_by=cast.manager)  # newbie works with the manager
+    Membership.objects.create(project=second, user=cast.manager, role=Role.MANAGER)
+    Membership.objects.create(project=second, user=newbie, role=Role.ANNOTATOR)
     client = client_for(cast.manager)
 
     client.post(f"/projects/{cast.project.pk}/members/", {"user": "newbie", "role": "annotator"}, **HTMX)
