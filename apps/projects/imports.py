@@ -226,10 +226,16 @@ def _row_validate(source: SourceRow, project: Project, labels: LabelIndex) -> _V
     if "\x00" in text:
         raise InvalidValue("the text contains a NUL character")
     external_id = _external_id(source)
+    max_keys, max_bytes = settings.QUORUM_IMPORT_METADATA_MAX_KEYS, settings.QUORUM_IMPORT_METADATA_MAX_BYTES
+    if len(source.metadata) > max_keys:
+        raise InvalidValue(f"the metadata has {len(source.metadata):,} fields; the limit is {max_keys:,}")
     try:
         metadata_json = json.dumps(source.metadata, ensure_ascii=False)
     except (TypeError, ValueError):
         raise InvalidValue("the metadata cannot be stored as JSON") from None
+    metadata_bytes = len(metadata_json.encode())
+    if metadata_bytes > max_bytes:
+        raise InvalidValue(f"the metadata takes {metadata_bytes:,} bytes as JSON; the limit is {max_bytes:,}")
     if "\\u0000" in metadata_json:
         raise InvalidValue("the metadata contains a NUL character")
     gold: Answer | None = None

@@ -5,6 +5,14 @@ Each reader streams the file and yields one :class:`SourceRow` per item, or a
 A problem that makes the rest of the file unreadable (bad encoding, broken JSON) is
 raised as :class:`FileProblem`. Readers only read; whether a row's values fit the
 project is decided by the import service.
+
+Hostile files stay bounded while they are read, before any parser builds a value: one
+item (a JSON value, a JSON line, a CSV record, a CoNLL sentence) may take at most
+``QUORUM_IMPORT_ITEM_MAX_BYTES`` and nest at most ``QUORUM_IMPORT_MAX_DEPTH`` levels.
+JSON values are built from ijson's flat events with a stack of our own (ijson's own
+builder keeps a path per event, which costs memory in the square of the depth, and
+``json.loads`` recurses), so neither the depth nor the size of a value reaches a
+parser's recursion or memory.
 """
 
 import codecs
@@ -17,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import ijson
+from django.conf import settings
 
 from .models import ImportFormat
 
@@ -57,6 +66,14 @@ class RowProblem:
 
 class FileProblem(Exception):
     """The file as a whole cannot be read; the message says why."""
+
+
+class _ItemTooLarge(Exception):
+    """The item being read has taken more than ``QUORUM_IMPORT_ITEM_MAX_BYTES``."""
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1_048_576:g} MB" if limit >= 1_048_576 else f"{limit:,} bytes"
 
 
 def format_for_filename(name: str) -> str | None:
@@ -123,22 +140,59 @@ def _pick_text_field(fields: list[str], options: ImportOptions) -> str | None:
     return next((name for name in TEXT_FIELD_FALLBACKS if name in fields), None)
 
 
+class _CsvLines:
+    """The lines of a CSV file for the csv module, each read with a bound, refusing a
+    record (which quoted line breaks may spread over many lines) past the item limit."""
+
+    def __init__(self, text: io.TextIOWrapper, limit: int):
+        self.text, self.limit = text, limit
+        self.lines_read = 0
+        self.record_start = 1  # the line where the record being read starts
+        self.record_chars = 0
+
+    def record_begins(self) -> None:
+        self.record_start, self.record_chars = self.lines_read + 1, 0
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self.text.readline(self.limit + 1):
+            self.lines_read += 1
+            self.record_chars += len(line)
+            if self.record_chars > self.limit:
+                raise _ItemTooLarge
+            yield line
+
+
 def _csv_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | RowProblem]:
+    limit = settings.QUORUM_IMPORT_ITEM_MAX_BYTES
+    # One cell can be no longer than one record. The limit is process-wide in the csv
+    # module: every import sets the same value, so it is set here, where it is needed.
+    csv.field_size_limit(limit + 1)
     text = _text(raw)
-    header = text.readline()
+    header = text.readline(limit + 1)
     text.seek(0)
     # Only the delimiter is guessed (from the header); quoting stays standard CSV, which
     # is what spreadsheets write. Sniffing more from one line guesses wrong.
     delimiter = max([",", ";", "\t"], key=lambda candidate: (header.count(candidate), candidate == ","))
-    reader = csv.DictReader(text, delimiter=delimiter)
+    lines = _CsvLines(text, limit)
     try:
-        fields = reader.fieldnames or []
+        yield from _csv_records(lines, delimiter, options)
+    except _ItemTooLarge:
+        raise FileProblem(
+            f"The row that starts on line {lines.record_start:,} is longer than {_size(limit)}, the limit for one "
+            "item (a quote left open makes the rest of the file one cell). Nothing was imported."
+        ) from None
+
+
+def _csv_records(lines: _CsvLines, delimiter: str, options: ImportOptions) -> Iterator[SourceRow | RowProblem]:
+    # csv.reader, not DictReader: DictReader reads on past blank lines inside one call,
+    # which would count them into the next record's budget.
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        fields = [name.strip() for name in next(reader, [])]
     except csv.Error as error:
         raise FileProblem(f"The CSV header cannot be read: {error}.") from None
     if not fields:
         raise FileProblem("The file is empty: a CSV file needs a header row and at least one data row.")
-    fields = [name.strip() for name in fields]
-    reader.fieldnames = fields
     duplicates = sorted({name for name in fields if fields.count(name) > 1})
     if duplicates:
         raise FileProblem(f"The header repeats the column(s) {', '.join(duplicates)}; column names must be unique.")
@@ -148,21 +202,25 @@ def _csv_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | Ro
             f"There is no {options.text_field!r} column. The header has: {', '.join(fields)}. "
             "Name the text column in the import options."
         )
-    line = 1
+    line = reader.line_num
     while True:
         start = line + 1
+        lines.record_begins()
         try:
-            record = next(reader)
+            cells = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
             raise FileProblem(f"Line {reader.line_num}: the CSV cannot be read ({error}).") from None
         line = reader.line_num
-        if None in record:
+        if len(cells) > len(fields):
             yield RowProblem(start, f"the row has more cells than the header's {len(fields)} columns")
             continue
-        if all(value in ("", None) for value in record.values()):
-            continue  # blank lines at the end of spreadsheets
+        if all(cell == "" for cell in cells):
+            continue  # blank lines, and rows of nothing but separators at the end of spreadsheets
+        # A short row's missing cells are None, as csv.DictReader gives them.
+        record: dict[str, Any] = dict.fromkeys(fields)
+        record.update(zip(fields, cells, strict=False))
         yield _split_fields(record, options, start, text_field)
 
 
@@ -181,18 +239,137 @@ def _record_row(record: Any, row: int, options: ImportOptions) -> SourceRow | Ro
     return _split_fields(record, options, row, text_field)
 
 
+_OPENS: dict[str, type] = {"start_map": dict, "start_array": list}
+_CLOSES = ("end_map", "end_array")
+_TOO_DEEP = object()  # what _value_build returns for a value past the depth limit
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"the value nests deeper than {max_depth} levels, the limit for one item"
+
+
+def _value_build(first: tuple[str, Any], events: Iterator[tuple[str, Any]], max_depth: int) -> Any:
+    """The JSON value that starts with the event ``first``, from ijson's flat events.
+
+    1. Containers are built on a stack of our own, never by recursion.
+    2. A container that would sit deeper than ``max_depth`` levels (the value itself is
+       level 1) is not built: the rest of the value is skipped by counting its opening
+       and closing events, and ``_TOO_DEEP`` stands for it. So memory grows with what is
+       built (bounded by the item's byte budget), never with the depth.
+    """
+    event, value = first
+    if event not in _OPENS:
+        return value
+    container: Any = _OPENS[event]()
+    parents: list[tuple[Any, Any]] = []  # the enclosing containers, each with its pending key
+    key: Any = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event == "end_map" or event == "end_array":
+            if not parents:
+                return container
+            container, key = parents.pop()
+            continue
+        opens = event == "start_map" or event == "start_array"
+        if opens:
+            if len(parents) + 1 >= max_depth:  # the child would sit at level len(parents) + 2
+                _value_skip(events, depth=len(parents) + 2)
+                return _TOO_DEEP
+            value = {} if event == "start_map" else []
+        if type(container) is dict:
+            container[key] = value
+        else:
+            container.append(value)
+        if opens:
+            parents.append((container, key))
+            container, key = value, None
+    raise ijson.IncompleteJSONError("the file ends inside a value")
+
+
+def _value_skip(events: Iterator[tuple[str, Any]], *, depth: int) -> None:
+    """Consume events until the ``depth`` containers now open are closed, holding nothing."""
+    for event, _ in events:
+        if event in _OPENS:
+            depth += 1
+        elif event in _CLOSES:
+            depth -= 1
+            if depth == 0:
+                return
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them.
+_LINE_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _json_line_value(line: str, max_depth: int) -> Any:
+    """One line's value. A line with no more brackets than the depth limit cannot nest
+    deeper, and goes to the fast C parser (which would recurse on a deep one); any other
+    line is built from events, which bounds its depth."""
+    if line.count("[") + line.count("{") <= max_depth:
+        return _LINE_DECODER.decode(line)
+    events = ijson.basic_parse(io.BytesIO(line.encode()), use_float=True)
+    value = _value_build(next(events), events, max_depth)
+    for _ in events:  # after the value only whitespace may follow (ijson raises otherwise)
+        pass
+    return value
+
+
 def _jsonl_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | RowProblem]:
+    limit, max_depth = settings.QUORUM_IMPORT_ITEM_MAX_BYTES, settings.QUORUM_IMPORT_MAX_DEPTH
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    for number, line_bytes in enumerate(raw, start=1):
+    number = 0
+    # Each line is read with a bound: a longer one is skipped in chunks, never held whole.
+    while line_bytes := raw.readline(limit + 1):
+        number += 1
+        if len(line_bytes) > limit:
+            while not line_bytes.endswith(b"\n") and line_bytes:
+                line_bytes = raw.readline(65536)
+            yield RowProblem(number, f"the line is longer than {_size(limit)}, the limit for one item")
+            continue
         line = decoder.decode(line_bytes)
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _json_line_value(line, max_depth)
         except json.JSONDecodeError as error:
             yield RowProblem(number, f"not valid JSON ({error.msg} at column {error.colno})")
             continue
+        except ijson.JSONError as error:
+            yield RowProblem(number, f"not valid JSON ({str(error).splitlines()[0]})")
+            continue
+        except ValueError as error:  # a number too long for Python, NaN
+            yield RowProblem(number, f"not valid JSON ({error})")
+            continue
+        if record is _TOO_DEEP:
+            yield RowProblem(number, _too_deep(max_depth))
+            continue
         yield _record_row(record, number, options)
+
+
+class _ItemBudget:
+    """The file as ijson reads it, refusing to read on once the item being built has
+    taken more than ``limit`` bytes. ijson parses all it has read, and hands over every
+    event, before it reads more; so while an item is open, every byte read since it
+    started belongs to it, and no token of it (a long string) grows past the limit by
+    more than one read."""
+
+    def __init__(self, raw: IO[bytes], limit: int):
+        self.raw, self.limit = raw, limit
+        self.read_bytes = 0
+        self.item_from: int | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.item_from is not None and self.read_bytes - self.item_from > self.limit:
+            raise _ItemTooLarge
+        chunk = self.raw.read(size)
+        self.read_bytes += len(chunk)
+        return chunk
 
 
 def _json_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | RowProblem]:
@@ -207,12 +384,34 @@ def _json_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | R
         )
     if head.startswith(codecs.BOM_UTF8):
         raw.read(len(codecs.BOM_UTF8))
+    limit, max_depth = settings.QUORUM_IMPORT_ITEM_MAX_BYTES, settings.QUORUM_IMPORT_MAX_DEPTH
+    budget = _ItemBudget(raw, limit)
+    # Reads no larger than the limit, so that an item is caught within a read or two past it.
+    events = ijson.basic_parse(budget, buf_size=max(1024, min(64 * 1024, limit)), use_float=True)
     position = 0
     try:
-        for position, record in enumerate(ijson.items(raw, "item", use_float=True), start=1):
-            yield _record_row(record, position, options)
+        next(events)  # the array opens (checked above)
+        for first in events:
+            if first[0] == "end_array":
+                break
+            budget.item_from = budget.read_bytes
+            record = _value_build(first, events, max_depth)
+            budget.item_from = None
+            position += 1
+            yield (
+                RowProblem(position, _too_deep(max_depth))
+                if record is _TOO_DEEP
+                else _record_row(record, position, options)
+            )
+        for _ in events:  # after the array only whitespace may follow (ijson raises otherwise)
+            pass
     except ijson.JSONError as error:
         raise FileProblem(f"The JSON breaks after item {position}: {error}.") from None
+    except _ItemTooLarge:
+        raise FileProblem(
+            f"Item {position + 1:,} of the array is larger than {_size(limit)}, the limit for one item. "
+            "Nothing was imported."
+        ) from None
 
 
 def _conll_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | RowProblem]:
@@ -221,11 +420,20 @@ def _conll_rows(raw: IO[bytes], options: ImportOptions) -> Iterator[SourceRow | 
     Tags may be BIO (IOB2) or IOB1; an I- tag that does not continue a span of the same
     type starts a new one. A file whose lines have a single column carries no tags.
     """
+    limit = settings.QUORUM_IMPORT_ITEM_MAX_BYTES
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
     tokens: list[str] = []
     tags: list[str | None] = []
-    start_line = 0
-    for number, line_bytes in enumerate(raw, start=1):
+    start_line, sentence_bytes, number = 0, 0, 0
+    while line_bytes := raw.readline(limit + 1):
+        number += 1
+        sentence_bytes = sentence_bytes + len(line_bytes) if tokens else len(line_bytes)
+        if sentence_bytes > limit:
+            first = start_line if tokens else number
+            raise FileProblem(
+                f"The sentence that starts on line {first:,} is longer than {_size(limit)}, the limit for one "
+                "item (are the blank lines between sentences missing?). Nothing was imported."
+            )
         line = decoder.decode(line_bytes).strip()
         if line.startswith("-DOCSTART-"):
             continue

@@ -227,6 +227,13 @@ QUORUM_IMPORT_MAX_BYTES = env_int("QUORUM_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 # Files up to this size import inside the request, so the answer carries the result.
 QUORUM_IMPORT_INLINE_MAX_BYTES = env_int("QUORUM_IMPORT_INLINE_MAX_BYTES", 512 * 1024)
 QUORUM_IMPORT_MAX_REPORTED_ERRORS = 200
+# One item of a file (a JSON value or line, a CSV row, a CoNLL sentence) is refused past
+# this size or nesting depth while it is read, before a parser builds it (docs/formats.md).
+QUORUM_IMPORT_ITEM_MAX_BYTES = env_int("QUORUM_IMPORT_ITEM_MAX_BYTES", 1024 * 1024)
+QUORUM_IMPORT_MAX_DEPTH = env_int("QUORUM_IMPORT_MAX_DEPTH", 32)
+# An item's metadata: at most this many keys, and this many bytes as JSON.
+QUORUM_IMPORT_METADATA_MAX_KEYS = env_int("QUORUM_IMPORT_METADATA_MAX_KEYS", 200)
+QUORUM_IMPORT_METADATA_MAX_BYTES = env_int("QUORUM_IMPORT_METADATA_MAX_BYTES", 64 * 1024)
 QUORUM_LABELS_MAX = 100
 # Model versions whose files are kept besides the champion and pinned ones.
 QUORUM_MODELS_KEEP = env_int("QUORUM_MODELS_KEEP", 10)
