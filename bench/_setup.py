@@ -4,6 +4,7 @@ processes (gunicorn, a Celery worker) started the way production starts them."""
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -65,7 +66,7 @@ def prod_env(database_url: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "platform.settings.prod",
-        "SECRET_KEY": "bench-" + "x" * 60,
+        "SECRET_KEY": secrets.token_urlsafe(50),  # production refuses a made-up one
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": database_url,

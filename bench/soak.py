@@ -51,7 +51,6 @@ import traceback
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +78,8 @@ SUBMIT_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 0.4
 # Time after the soak for annotators' last submits and their retries.
 FINISH_SECONDS = 60.0
+# In the drain: time for a job found dead to run again (a training run embeds and trains).
+RERUN_SECONDS = 180.0
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -469,14 +470,15 @@ def read_rows(path: Path) -> list[tuple[str, str]]:
 
 
 def accounts_create(annotators: int, password: str) -> list[str]:
-    """The manager (allowed to create projects) and the annotators; one password hash for all,
-    since hashing 100 passwords would only slow the set-up."""
+    """A site admin, the manager (allowed to create projects) and the annotators; one password
+    hash for all, since hashing 100 passwords would only slow the set-up."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Permission
 
     User = get_user_model()
     hashed = make_password(password)
+    User.objects.create(username="soak-admin", password=hashed, is_staff=True, is_superuser=True)
     manager = User.objects.create(username="soak-manager", password=hashed)
     manager.user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="projects"))
     names = [f"soak{n:03d}" for n in range(annotators)]
@@ -485,10 +487,12 @@ def accounts_create(annotators: int, password: str) -> list[str]:
 
 
 async def projects_create(
-    session: Any, base: str, token: str, names: list[str], rows: list[tuple[str, str]], args: argparse.Namespace,
-    record: Record,
+    session: Any, base: str, token: str, admin: str, names: list[str], rows: list[tuple[str, str]],
+    args: argparse.Namespace, record: Record,
 ) -> dict[str, int]:  # fmt: skip
-    """The two projects, their members and first items, through the API; waits for the imports."""
+    """The manager's two projects and first items, and their members, whom the site admin adds
+    (a manager may add only people who share a project already), through the API; waits for
+    the imports."""
     labels = sorted({label for _, label in rows})
     rng = random.Random(f"{args.seed}-setup")
     settings: dict[str, dict[str, Any]] = {
@@ -508,7 +512,7 @@ async def projects_create(
         url = f"{base}/api/projects/{payload['id']}"
         for name in names:
             status, payload = await http(
-                session, "POST", f"{url}/members/", token=token, record=record, kind="m",
+                session, "POST", f"{url}/members/", token=admin, record=record, kind="m",
                 json={"user": name, "role": "annotator"},
             )  # fmt: skip
             if status != 201:
@@ -550,7 +554,8 @@ async def soak(services: Services, args: argparse.Namespace, password: str, name
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         manager_token = await log_in(session, base, "soak-manager", password, record)
-        projects = await projects_create(session, base, manager_token, names, rows, args, record)
+        admin_token = await log_in(session, base, "soak-admin", password, record)
+        projects = await projects_create(session, base, manager_token, admin_token, names, rows, args, record)
         print(f"Set up: projects {projects}, {args.items:,} + {args.budget:,} items imported", flush=True)
         gate = asyncio.Semaphore(4)  # logins hash a password each: a few at a time
 
@@ -605,8 +610,16 @@ def job_kinds() -> list[Any]:
 
 
 def default_drain_seconds() -> float:
-    stale: timedelta = max(kind.stale_after for kind in job_kinds())
-    return stale.total_seconds() + 120
+    """Time enough for the recovery of a job killed at the last moment: its heartbeat goes
+    stale, or its lost message is due to be sent again; a sweep finds it; it runs again."""
+    from django.conf import settings
+
+    stale = getattr(settings, "QUORUM_JOB_STALE_SECONDS", None)
+    if stale is None:  # the heartbeat timeout per kind, as jobs.py declared it before
+        stale = max(kind.stale_after.total_seconds() for kind in job_kinds())
+    resend = getattr(settings, "QUORUM_JOB_RESEND_SECONDS", 0)
+    sweep = getattr(settings, "QUORUM_JOB_SWEEP_SECONDS", 0)
+    return max(stale, resend) + 2 * sweep + RERUN_SECONDS
 
 
 # --- the checks -------------------------------------------------------------------------------
@@ -714,7 +727,7 @@ def report(record: Record, args: argparse.Namespace, drained: float, drain_bound
           f"gunicorn {args.web_workers}x{args.web_threads}, worker concurrency {args.concurrency}, "
           f"Redis on :{args.redis_port}")  # fmt: skip
     acked = len({(a.annotator, a.submission_id) for a in record.acks})
-    print(f"Submissions acknowledged: {acked:,} distinct ({record.created:,} created, {record.repeated:,} "
+    print(f"Submissions acknowledged: {acked:,} distinct, {acked / (60 * args.minutes):.1f}/s ({record.created:,} created, {record.repeated:,} "
           f"repeated answers); {record.retried_then_acked:,} acknowledged after a retry; "
           f"{record.gave_up:,} given up after {SUBMIT_ATTEMPTS} attempts")  # fmt: skip
     print(f"Requests: {record.attempts['next']:,} next, {record.attempts['submit']:,} submit; "
@@ -799,6 +812,12 @@ def main() -> int:
         QUORUM_VAR_DIR=str(OUT / "var"),
         # Imports go to the worker (as large files do), so they too meet the faults.
         QUORUM_IMPORT_INLINE_MAX_BYTES="1024",
+        # All annotators sign in from this one address: above the per-address rate of the
+        # token endpoint (30/minute), which is there for attackers, not for this.
+        QUORUM_THROTTLE_LOGIN="1000/minute",
+        # A queued job whose message the broker lost is sent again after this long
+        # (production: 15 minutes), so that the drain stays a few minutes long.
+        QUORUM_JOB_RESEND_SECONDS="120",
     )
     os.environ.update(env)
     database_recreate(PG_URL)
