@@ -9,12 +9,13 @@ from typing import Any, cast
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from platform.backbones import backbone_choices, backbone_names
 from platform.drf import AuthenticatedApiRequest, paginated
+from platform.parsers import JSONParser
 
 from . import imports, selectors, services
 from .answers import Answer, LabelIndex, value_render

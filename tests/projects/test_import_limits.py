@@ -201,3 +201,18 @@ def test_items_sent_as_objects_meet_the_metadata_limit_too(cast):
 
     assert refused.value.message_dict == {"items": ["item 1: the metadata has 201 fields; the limit is 200"]}
     assert not Item.objects.filter(project=cast.project).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [("post", "/api/projects/{id}/imports/"), ("post", "/api/projects/{id}/stream/"), ("patch", "/api/projects/{id}/")],
+)
+def test_an_api_body_nested_too_deep_is_a_400_not_a_500(cast, method, url):
+    body = '{"items": ' + nested(100_000) + "}"
+
+    send = getattr(api_for(cast.manager), method)
+    response = send(url.format(id=cast.project.pk), body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "nests too deeply" in response.json()["detail"]
+    assert not Item.objects.filter(project=cast.project).exists()
