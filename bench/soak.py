@@ -42,6 +42,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -188,7 +189,8 @@ class Record:
 
 
 def reason(status: int, payload: Any) -> str:
-    """A short name for a refusal: the status and the start of the server's message."""
+    """A short name for a refusal: the status and the start of the server's message, its
+    numbers (item ids) as N."""
     if isinstance(payload, dict):
         detail = payload.get("detail", payload)
         if isinstance(detail, list):
@@ -196,7 +198,7 @@ def reason(status: int, payload: Any) -> str:
         text = detail if isinstance(detail, str) else json.dumps(detail)
     else:
         text = str(payload or "")
-    return f"{status} {text[:90]}"
+    return f"{status} {re.sub(r'[0-9]+', 'N', text)[:90]}"  # one line per kind, not per item
 
 
 async def http(
@@ -628,6 +630,7 @@ def default_drain_seconds() -> float:
 def violations(record: Record) -> dict[str, list[str]]:
     """Each invariant's name -> its violations (empty when it holds)."""
     from django.db.models import Count, F, Q
+    from django.utils import timezone
 
     from apps.annotation.models import Annotation, AnnotationLabel
     from apps.projects.models import Item, Project
@@ -675,8 +678,14 @@ def violations(record: Record) -> dict[str, list[str]]:
         if project.paid != project.budget_spent:
             found[name].append(f"project {project.pk}: budget_spent {project.budget_spent}, {project.paid} paid rows")
     name = "no job left queued or running"
+    now = timezone.now()
     found[name] = [
-        f"{kind.__name__} {job.pk}: {job.state}, stage {job.stage!r}, heartbeat {job.heartbeat_at or '-'}"
+        f"{kind.__name__} {job.pk}: {job.state} since {job.created_at:%H:%M:%S}, stage {job.stage!r}, "
+        + (
+            f"last heartbeat {(now - job.heartbeat_at).total_seconds():.0f} s ago"
+            if job.heartbeat_at
+            else "no heartbeat"
+        )
         for kind in job_kinds()
         for job in kind.objects.active().order_by("pk")
     ]
