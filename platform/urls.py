@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from .csp_report import csp_report
 from .health import healthz
 
 urlpatterns = [
@@ -13,4 +14,5 @@ urlpatterns = [
     path("api/", include("platform.api_urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("csp-report/", csp_report, name="csp-report"),
 ]

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Turns a sign-in that django-axes refused into the lockout page (platform/auth.py).
     "axes.middleware.AxesMiddleware",
@@ -266,3 +267,26 @@ LOGGING = {
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp), enforced: scripts, styles, images, fonts and requests
+# come from the site itself only, and no inline script runs. Inline style *attributes* are
+# allowed (data-driven label colours and bar widths; they cannot run script, and url() in
+# them can only reach the site); <style> elements are not. docs/operations.md explains it,
+# and the API docs pages loosen it per view (platform/api_urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "report-uri": "/csp-report/",
+    }
+}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from playwright.sync_api import expect
 
 from apps.projects.models import Item, Label, Project
 from tests.factories import UserFactory
@@ -45,10 +46,10 @@ def test_manager_creates_imports_browses_and_exports(page, live_server, tmp_path
 
     page.click("text=See the items")
     page.fill("#item-search", "parcel")
-    page.wait_for_function("document.querySelector('#item-table .pagination').textContent.includes('of 80')")
+    expect(page.locator("#item-table .pagination")).to_contain_text("of 80")
     page.select_option("select[name=gold]", "yes")
     page.fill("#item-search", "")
-    page.wait_for_function("document.querySelector('#item-table .pagination').textContent.includes('of 1')")
+    expect(page.locator("#item-table .pagination")).to_contain_text("of 1")
     page.screenshot(path=str(tmp_path / "items.png"), full_page=True)
 
     page.click("nav >> text=Labels")
