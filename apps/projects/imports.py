@@ -1,19 +1,24 @@
 """Importing items: a file is checked whole, then written whole, or not at all.
 
-1. ``items_import_start`` stores the upload as an :class:`ImportJob`. Small files are
-   imported inside the request, so the answer carries the result; larger ones go to a
-   Celery worker once the job row is committed.
+1. ``items_import_start`` stores the upload as an :class:`ImportJob`, under a generated
+   name (the user's file name is only shown, never part of a path). Small files are
+   imported inside the request, so the answer carries the result, within a time budget
+   past which the job goes back to the queue for a worker; larger ones go to a Celery
+   worker once the job row is committed.
 2. ``import_job_run`` reads the file once to check every row (text present and not too
    long, external ids unique in the file and the project, gold answers valid for the
    ontology) and collects every problem with its row number.
 3. Only if no row has a problem does it read the file again and bulk-insert the items
    in one transaction, so a failure half-way leaves nothing behind. Reading twice keeps
    memory flat in the file size.
+4. However the job ends, its stored upload is deleted (``ImportJob.on_end``).
 """
 
 import json
 import logging
 import random
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -22,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -77,7 +83,8 @@ def items_import_start(
     job = ImportJob.objects.create(
         project=project,
         created_by=user,
-        file=upload,
+        # A generated name: the user's (kept as original_name, for display) never reaches the filesystem.
+        file=File(upload, name=f"{uuid.uuid4().hex}.{fmt}"),
         original_name=(upload.name or "upload")[:255],
         size_bytes=upload.size,
         format=fmt,
@@ -86,24 +93,39 @@ def items_import_start(
     if inline is None:
         inline = upload.size <= settings.QUORUM_IMPORT_INLINE_MAX_BYTES
     if inline:
-        return import_job_run(job_id=job.pk) or job
+        # A request does a bounded amount of work: past the deadline the job goes to a worker.
+        deadline = time.monotonic() + settings.QUORUM_IMPORT_INLINE_MAX_SECONDS
+        return import_job_run(job_id=job.pk, deadline=deadline) or job
     task_send_on_commit("projects.import_job", job.pk)
     return job
 
 
-def import_job_run(*, job_id: int) -> ImportJob | None:
+class _InlineTimeUp(Exception):
+    """An import run inside a request has used its time budget."""
+
+
+def _time_check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise _InlineTimeUp
+
+
+def import_job_run(*, job_id: int, deadline: float | None = None) -> ImportJob | None:
     """Run an import job to its end. Safe to call twice (a redelivered task): a finished
     job is left alone, and the final write checks the job under a row lock, so two runs
-    at once cannot both insert."""
+    at once cannot both insert. With a ``deadline`` (``time.monotonic()``, for a run
+    inside a request), a run still going at the deadline writes nothing and puts the
+    job back in the queue for a worker."""
     job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
     if job is None or job.is_finished:
+        if job is not None:
+            job.on_end()  # it ended elsewhere with its upload still stored
         return job
     # Not claiming (the job runs already) does not stop this run: the write below re-checks
     # the job under a row lock, so two runs at once insert once.
     job_claim(model=ImportJob, job_id=job_id)
     options = ImportOptions.from_dict(job.options)
     try:
-        check = _rows_check(job, options)
+        check = _rows_check(job, options, deadline)
         if check.problems_total:
             return job_finish(
                 job,
@@ -115,13 +137,21 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             )
         if check.rows == 0:
             return job_finish(job, state=JobState.FAILED, error="The file has no items to import.")
-        job = _rows_write(job, options, check.rows)
+        job = _rows_write(job, options, check.rows, deadline)
         _statistics_refresh(check.rows)
         if job.state == JobState.SUCCEEDED:
             events.items_imported.send(sender=None, project=job.project, job=job)
         return job
     except FileProblem as problem:
         return job_finish(job, state=JobState.FAILED, error=str(problem))
+    except _InlineTimeUp:
+        # Nothing was written (the write is one transaction): a worker starts the job over.
+        ImportJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
+            state=JobState.QUEUED, stage="Continuing in the background"
+        )
+        task_send_on_commit("projects.import_job", job.pk)
+        job.refresh_from_db()
+        return job
     except Exception:
         logger.exception("import job %s crashed", job_id)
         job_finish(
@@ -132,6 +162,8 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         raise
     finally:
         cache.delete(import_progress_key(job_id))
+        if job.is_finished:
+            job.on_end()
 
 
 def items_add(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
@@ -279,7 +311,7 @@ def _progress(job: ImportJob, phase: str, fraction: float, rows: int) -> None:
     cache.set(import_progress_key(job.pk), {"phase": phase, "fraction": fraction, "rows": rows}, timeout=6 * 3600)
 
 
-def _rows_check(job: ImportJob, options: ImportOptions) -> _Check:
+def _rows_check(job: ImportJob, options: ImportOptions, deadline: float | None) -> _Check:
     check = _Check()
     labels = LabelIndex.for_project(job.project)
     taken = set(Item.objects.filter(project=job.project).exclude(external_id="").values_list("external_id", flat=True))
@@ -287,6 +319,7 @@ def _rows_check(job: ImportJob, options: ImportOptions) -> _Check:
     size = max(job.size_bytes, 1)
     with job.file.open("rb") as raw:
         for row, external_id, outcome in _valid_rows(job, options, raw, labels):
+            _time_check(deadline)
             check.rows += 1
             if isinstance(outcome, str):
                 check.add(row, outcome)
@@ -303,7 +336,7 @@ def _rows_check(job: ImportJob, options: ImportOptions) -> _Check:
     return check
 
 
-def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> ImportJob:
+def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int, deadline: float | None) -> ImportJob:
     labels = LabelIndex.for_project(job.project)
     with transaction.atomic(), job.file.open("rb") as raw:
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
@@ -314,6 +347,7 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int) -> Impo
         for _, _, outcome in _valid_rows(job, options, raw, labels):
             if isinstance(outcome, str):  # the file changed under us; never write half
                 raise FileProblem("The file changed while it was being imported; upload it again.")
+            _time_check(deadline)
             batch.append(outcome)
             if len(batch) >= BATCH_SIZE:
                 written += _batch_insert(job, batch)

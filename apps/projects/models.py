@@ -377,3 +377,14 @@ class ImportJob(Job):
     def message(self) -> str:
         """How the import ended, for people: why it failed, or what it imported."""
         return self.error or self.stage
+
+    def on_end(self) -> None:
+        # An ended job never reads its file again: keep no user upload on disk.
+        self.upload_delete()
+
+    def upload_delete(self) -> None:
+        """Delete the stored upload (safe to call again: a missing file is not an error)."""
+        if not self.file:
+            return
+        self.file.delete(save=False)
+        ImportJob.objects.filter(pk=self.pk).update(file="")

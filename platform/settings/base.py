@@ -234,6 +234,8 @@ QUORUM_IMPORT_MAX_BYTES = env_int("QUORUM_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 # Files up to this size import inside the request, so the answer carries the result.
 QUORUM_IMPORT_INLINE_MAX_BYTES = env_int("QUORUM_IMPORT_INLINE_MAX_BYTES", 512 * 1024)
 QUORUM_IMPORT_MAX_REPORTED_ERRORS = 200
+# An inline import's work past this many seconds moves to a worker (docs/operations.md).
+QUORUM_IMPORT_INLINE_MAX_SECONDS = env_int("QUORUM_IMPORT_INLINE_MAX_SECONDS", 5)
 # One item of a file (a JSON value or line, a CSV row, a CoNLL sentence) is refused past
 # this size or nesting depth while it is read, before a parser builds it (docs/formats.md).
 QUORUM_IMPORT_ITEM_MAX_BYTES = env_int("QUORUM_IMPORT_ITEM_MAX_BYTES", 1024 * 1024)
