@@ -249,6 +249,9 @@ QUORUM_MODELS_KEEP = env_int("QUORUM_MODELS_KEEP", 10)
 # Embed imported items in the background right away (workers), so training starts warm.
 QUORUM_EMBED_ON_IMPORT = env_bool("QUORUM_EMBED_ON_IMPORT", True)
 QUORUM_PREDICT_MAX_TEXTS = 64
+# The demo's commands (demo_load, demo_serve) create accounts with a published password:
+# only development and the tests allow them, never production.
+QUORUM_DEMO_ALLOWED = False
 # Backbones a project may choose, by name (platform/backbones.py): the MiniLM packaged with
 # Quorum, plus local model folders the operator adds (docs/operations.md). Projects never
 # name a folder themselves.

@@ -10,6 +10,7 @@ DEBUG = False
 SECRET_KEY = "test-only-key"
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+QUORUM_DEMO_ALLOWED = True
 
 _tmp = Path(tempfile.mkdtemp(prefix="quorum-test-"))
 MEDIA_ROOT = _tmp / "media"

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,7 +29,7 @@ from apps.projects.models import Item, Project, Role, TaskType
 from apps.projects.services import membership_add, project_create
 
 DEMO_DIR = Path(apps.projects.__file__).resolve().parent / "demo_data"
-DEMO_PASSWORD = "quorum-demo"
+DEMO_PASSWORD = "quorum-demo"  # nosec B105 # published on purpose; demo_allowed_or_refuse keeps it out of production
 ANNOTATORS = [f"annotator{n}" for n in range(1, 6)]
 # How often each simulated annotator gives the right answer: two careful, two average,
 # one careless (the kind that gold items and consolidation are there to catch).
@@ -80,6 +81,16 @@ def _jsonl_upload(name: str, rows: list[dict[str, Any]]) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, payload, content_type="application/x-ndjson")
 
 
+def demo_allowed_or_refuse() -> None:
+    """The demo's accounts share a published password (DEMO_PASSWORD): only development and
+    the tests (``QUORUM_DEMO_ALLOWED``) may create them, never production."""
+    if not settings.QUORUM_DEMO_ALLOWED:
+        raise CommandError(
+            f"The demo is refused under {settings.SETTINGS_MODULE}: its accounts share a published "
+            "password. It runs under development settings only (platform.settings.dev, manage.py's default)."
+        )
+
+
 class Command(BaseCommand):
     help = "Create the demo accounts and projects (idempotent)."
 
@@ -87,6 +98,7 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Delete the demo projects and load them again.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        demo_allowed_or_refuse()
         if options["reset"]:
             Project.objects.filter(name__in=[TOPICS_NAME, ENTITIES_NAME]).delete()
         users = self._users()

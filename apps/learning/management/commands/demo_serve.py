@@ -2,14 +2,14 @@
 plus a Celery worker on the filesystem broker, stopped together with Ctrl-C."""
 
 import signal
-import subprocess
+import subprocess  # nosec B404 # starts the demo's own worker, below
 import sys
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from .demo_load import ANNOTATORS, DEMO_PASSWORD
+from .demo_load import ANNOTATORS, DEMO_PASSWORD, demo_allowed_or_refuse
 
 
 class Command(BaseCommand):
@@ -20,7 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        worker = subprocess.Popen(
+        demo_allowed_or_refuse()  # it prints the demo's password and runs the development server
+        worker = subprocess.Popen(  # nosec B603 # a fixed command line, no shell, no user input
             [
                 sys.executable, "-m", "celery", "-A", "platform.celery:app", "worker",
                 "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
