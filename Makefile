@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/quorum
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: install demo test test-sqlite test-services chromium vendor check
+.PHONY: install demo test test-sqlite test-services chromium vendor check audit
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ chromium:
 	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: install chromium check test-sqlite test-services
+test: install chromium check audit test-sqlite test-services
 
 test-sqlite: install
 	$(PY) -m pytest
@@ -41,6 +41,11 @@ test-services: install
 	else \
 		echo "PostgreSQL or Redis is not running: skipped the suite on them"; \
 	fi
+
+# bandit on apps/ and platform/ (fails on any finding not accepted with a reason) and pip-audit
+# on the installed requirements (says NOT AUDITED when no vulnerability service answers).
+audit: install
+	VENV=$(VENV) bash .ci/audit
 
 check: install
 	$(VENV)/bin/ruff check .

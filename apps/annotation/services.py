@@ -193,7 +193,7 @@ def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignmen
                     expires_at = excluded.expires_at, finished_at = NULL
                 WHERE {table}.state = %s
             RETURNING id
-            """,
+            """,  # nosec B608 # the table name is the model's own; every value is a bound parameter
             [
                 project.pk, item.pk, annotator.pk, AssignmentState.LEASED, item.is_gold,
                 adapt(now), adapt(expires), AssignmentState.EXPIRED,
@@ -259,7 +259,7 @@ def _lease_next(project: Project, annotator: User, exclude_assignment_ids: tuple
     # budget is spent nothing is handed out.
     if not _budget_allows_paid_lease(project, now):
         return NextTask(None, NoTask.BUDGET)
-    want_gold = project.gold_ratio > 0 and random.random() < project.gold_ratio
+    want_gold = project.gold_ratio > 0 and random.random() < project.gold_ratio  # nosec B311 # a sample, not a secret
     for _ in range(3):  # a lost race with the annotator's own other request: look again
         item = _lock_first(_gold_candidates(project, annotator)) if want_gold else None
         if item is None:

@@ -68,8 +68,8 @@ def _load(path: str, quantize: bool) -> Backbone:
     from transformers import AutoModel, AutoTokenizer  # deferred, as torch
 
     quiet()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)  # nosec B615 # local_files_only: a folder on this machine, never the Hub
+    model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)  # nosec B615 # local_files_only: a folder on this machine, never the Hub
     model.eval()
     if quantize:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

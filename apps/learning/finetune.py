@@ -101,8 +101,8 @@ def finetune_sequence(
     _seed(seed)
     quiet()
     epochs = epochs_for(len(texts), batch_size, epochs)
-    tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)  # nosec B615 # local_files_only: a folder on this machine, never the Hub
+    model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615 # local_files_only: a folder on this machine, never the Hub
         backbone, num_labels=num_labels, local_files_only=True, use_safetensors=True
     )
 
@@ -126,7 +126,7 @@ def _loaded(model_dir: str, kind: str):  # noqa: ANN202
     loader = AutoModelForSequenceClassification if kind == "sequence" else AutoModelForTokenClassification
     model = loader.from_pretrained(model_dir, local_files_only=True, use_safetensors=True)
     model.eval()
-    return AutoTokenizer.from_pretrained(model_dir, local_files_only=True), model
+    return AutoTokenizer.from_pretrained(model_dir, local_files_only=True), model  # nosec B615 # local_files_only: a folder on this machine, never the Hub
 
 
 def predict_sequence(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -185,8 +185,8 @@ def finetune_tokens(
     _seed(seed)
     quiet()
     epochs = epochs_for(len(texts), batch_size, epochs)
-    tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
-    model = AutoModelForTokenClassification.from_pretrained(
+    tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)  # nosec B615 # local_files_only: a folder on this machine, never the Hub
+    model = AutoModelForTokenClassification.from_pretrained(  # nosec B615 # local_files_only: a folder on this machine, never the Hub
         backbone, num_labels=1 + 2 * num_types, local_files_only=True, use_safetensors=True
     )
 

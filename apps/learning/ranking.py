@@ -85,12 +85,13 @@ def priorities_write(item_ids: Sequence[int], priorities: "Sequence[float] | np.
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"UPDATE {table} SET priority = v.p FROM unnest(%s::bigint[], %s::float8[]) AS v(id, p) "
-                    f"WHERE {table}.id = v.id",
+                    f"WHERE {table}.id = v.id",  # nosec B608 # the model's own table name; values are bound
                     [ids, values],
                 )
             else:
                 cursor.executemany(
-                    f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(values, ids, strict=True))
+                    f"UPDATE {table} SET priority = %s WHERE id = %s",  # nosec B608 # the model's own table; values bound
+                    list(zip(values, ids, strict=True)),
                 )
 
 

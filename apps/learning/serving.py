@@ -161,7 +161,7 @@ def onnx_export(version: ModelVersion, target: Path) -> Path:
     class Pipeline(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.backbone = AutoModel.from_pretrained(
+            self.backbone = AutoModel.from_pretrained(  # nosec B615 # local_files_only: a folder on this machine, never the Hub
                 backbone_resolve(config["backbone"]), local_files_only=True, use_safetensors=True
             )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .base import *  # noqa: F403
 
 DEBUG = False
-SECRET_KEY = "test-only-key"
+SECRET_KEY = "test-only-key"  # nosec B105 # the test suite's; production refuses it (too short)
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 QUORUM_DEMO_ALLOWED = True
