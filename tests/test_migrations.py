@@ -7,10 +7,11 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from apps.annotation.models import Suggestion
-from apps.learning.models import PoolRanking
+from apps.learning.models import ModelVersion, PoolRanking
 from apps.projects.answers import Answer, LabelPart
 from apps.projects.jobs import JobState
 from apps.projects.models import ImportJob
+from apps.projects.models import Project as ProjectNow
 
 BEFORE = [("projects", "0005_item_search_table"), ("annotation", "0003_learning"), ("learning", "0003_pool_ranking")]
 
@@ -63,3 +64,32 @@ def test_data_of_the_earlier_code_survives_the_restructuring():
 def _migrate_to_latest():
     executor = MigrationExecutor(connection)
     return executor.loader.graph.leaf_nodes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backbone_folders_become_names(settings, tmp_path, caplog):
+    """Projects named a server folder; now they name a backbone of the site's list. A folder
+    the site offers becomes its name; an empty one (the packaged model) or any other folder
+    becomes the default, logged. Versions record a name too ('unlisted' for other folders)."""
+    bigger = tmp_path / "bigger-model"
+    bigger.mkdir()
+    settings.QUORUM_BACKBONES = {**settings.QUORUM_BACKBONES, "bigger": str(bigger)}
+    packaged = settings.QUORUM_BACKBONES["all-minilm-l6-v2"]
+    old = _migrate([("projects", "0008_remove_importjob_message"), ("learning", "0007_one_active_ranking_per_project")])
+    user = old.get_model("auth", "User").objects.create(username="manager")
+    Project = old.get_model("projects", "Project")
+    folders = {"empty": "", "packaged": packaged, "bigger": f"{bigger}/", "upload": "/srv/quorum/media/imports/7"}
+    projects = {key: Project.objects.create(name=key, created_by=user, backbone_path=f) for key, f in folders.items()}
+    Version = old.get_model("learning", "ModelVersion")
+    for number, folder in enumerate([packaged, str(bigger), "/srv/quorum/media/imports/7"], start=1):
+        Version.objects.create(project=projects["packaged"], number=number, mode="head", backbone=folder)
+
+    with caplog.at_level("WARNING"):
+        _migrate(_migrate_to_latest())
+
+    names = {project.name: project.backbone for project in ProjectNow.objects.filter(name__in=folders)}
+    assert names == {"empty": "all-minilm-l6-v2", "packaged": "all-minilm-l6-v2", "bigger": "bigger",
+                     "upload": "all-minilm-l6-v2"}  # fmt: skip
+    assert "/srv/quorum/media/imports/7" in caplog.text and f"project {projects['upload'].pk}" in caplog.text
+    versions = dict(ModelVersion.objects.values_list("number", "backbone"))
+    assert versions == {1: "all-minilm-l6-v2", 2: "bigger", 3: "unlisted"}
