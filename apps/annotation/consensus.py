@@ -28,10 +28,9 @@ from apps.projects.answers import (
     tokens_of,
     value_parse,
 )
-from apps.projects.jobs import job_request
+from apps.projects.jobs import job_request, job_send
 from apps.projects.models import BlockedAnswers, Item, ItemState, Membership, Project, TaskType
 from apps.projects.selectors import gold_answers
-from platform.tasks import task_send_on_commit
 
 from .models import AnnotatorQuality, ConsolidationRun, ItemConsensus, Suggestion
 from .selectors import GivenAnswer, annotation_answer, given_answers, item_annotation_get
@@ -256,10 +255,10 @@ def suggestions_keep_only(*, project: Project, source: str) -> None:
 
 def consolidation_request(*, project: Project, method: str = "") -> ConsolidationRun:
     """Queue a full consolidation, unless one is queued or running already (that one is
-    returned). A run whose worker went quiet for 30 minutes is failed first."""
+    returned). A run whose worker stopped is failed first (apps/projects/jobs.py)."""
     run, created = job_request(
         model=ConsolidationRun, project=project, requested_method=method or project.consolidation_method
     )
     if created:
-        task_send_on_commit("annotation.consolidation_run", run.pk)
+        job_send(run)
     return run

@@ -33,7 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelPart, answer_score, bio_decode, bio_tags, tokens_of
-from apps.projects.jobs import JobState, job_beat, job_claim, job_finish
+from apps.projects.jobs import JobState, job_beat, job_finish, job_held
 from apps.projects.models import ConsolidationMethod, Item, Project, TaskType
 from apps.projects.selectors import gold_answers
 from platform.errors import error_for_people
@@ -232,12 +232,16 @@ def _qualities_write(project: Project, outcome: Outcome, answers: list[GivenAnsw
 
 
 def consolidation_run(*, run_id: int) -> ConsolidationRun | None:
-    """Run a queued consolidation. A delivery that finds the run taken does nothing."""
-    claimed = job_claim(model=ConsolidationRun, job_id=run_id)
-    run = ConsolidationRun.objects.select_related("project").filter(pk=run_id).first()
-    if not claimed or run is None:
-        return run
-    project = run.project
+    """Run a queued consolidation (or resume one whose worker stopped). A delivery that
+    finds the run taken or finished does nothing."""
+    with job_held(model=ConsolidationRun, job_id=run_id) as run:
+        if run is None:
+            return ConsolidationRun.objects.filter(pk=run_id).first()
+        return _consolidate(run)
+
+
+def _consolidate(run: ConsolidationRun) -> ConsolidationRun:
+    run_id, project = run.pk, run.project
     try:
         job_beat(run, stage="Reading the answers", progress=5)
         answers, gold = given_answers(project=project), gold_answers(project=project)

@@ -7,8 +7,6 @@ keep them and a used label cannot be deleted. Consensus labels and suggestions k
 answer in an ``AnswerField`` (apps/projects/answers.py).
 """
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 
@@ -160,8 +158,7 @@ class AnnotatorQuality(models.Model):
 class ConsolidationRun(Job):
     """One full consolidation of a project. At most one is queued or running at a time."""
 
-    # Consolidation beats between its stages; one stage (the aggregation) can take minutes.
-    stale_after = timedelta(minutes=30)
+    task_name = "annotation.consolidation_run"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consolidation_runs")
     requested_method = models.CharField(max_length=40)

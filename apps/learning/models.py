@@ -1,6 +1,8 @@
 """The learning side: training runs, the model registry, and pool rankings. (Pre-labels,
 ``Suggestion``, belong to the annotation app, which shows them; learning writes them.)"""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -52,7 +54,9 @@ class ModelVersion(models.Model):
 
 class TrainingRun(Job):
     """One training of a challenger. Claimed atomically; at most one active per project.
-    A run whose heartbeat stopped ten minutes ago is stale: its worker died."""
+    A run whose heartbeat stopped is stale: its worker died (apps/projects/jobs.py)."""
+
+    task_name = "learning.training_run"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
     trigger = models.CharField(max_length=20, default="manual")
@@ -77,16 +81,44 @@ class PoolRanking(Job):
 
     Each chunk task records its index in ``chunks_done`` under a row lock; the task that
     completes the last chunk finishes the ranking (lifts a varied first batch). A newer
-    ranking cancels a running one, whose remaining chunks then do nothing."""
+    ranking cancels a running one, whose remaining chunks then do nothing. A small pool (or a
+    strategy that compares items) is one chunk, the whole pool. Chunks do not claim the
+    ranking: it is created running, every chunk beats for it, and resuming it sends the
+    chunks not done again."""
+
+    claimed_by_task = False
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pool_rankings")
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
     item_count = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.JSONField(default=list, blank=True)
+    # [first item id, last item id] of each chunk, so a resumed ranking can send the rest.
+    chunk_bounds = models.JSONField(default=list, blank=True)
 
     class Meta(Job.Meta):
         constraints = [one_active_per_project("one_active_ranking_per_project")]
 
     def __str__(self) -> str:
         return f"ranking {self.pk} of project {self.project_id} ({len(self.chunks_done)}/{self.chunks_total})"
+
+    def resume_messages(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            ("learning.pool_rank_chunk", (self.pk, index, first, last))
+            for index, (first, last) in enumerate(self.chunk_bounds)
+            if index not in self.chunks_done
+        ]
+
+
+class EmbeddingJob(Job):
+    """Embedding one chunk of a project's items into its cache (new items after an import).
+    Several run side by side; repeating one only rewrites the same vectors."""
+
+    task_name = "learning.embedding_job"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="embedding_jobs")
+    item_ids = models.JSONField(default=list)
+    embedded = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"embedding {self.pk} of project {self.project_id} ({len(self.item_ids)} items, {self.state})"

@@ -38,8 +38,9 @@ from apps.annotation.consensus import (
     suggestions_replace,
 )
 from apps.projects.answers import Answer, LabelPart
-from apps.projects.jobs import JobState, job_finish
+from apps.projects.jobs import JobState, job_finish, job_heartbeat
 from apps.projects.models import Item, ItemState, PrelabelMode, Project, TaskType
+from platform.errors import error_for_people
 from platform.tasks import task_send_on_commit
 
 from . import strategies
@@ -153,23 +154,27 @@ def pool_rank(*, project: Project, item_ids: list[int] | None = None) -> dict[st
 
 
 def pool_rank_start(*, project: Project) -> dict[str, int]:
-    """Rank the pool after a promotion: here if it is small or the strategy compares items
-    with each other, otherwise as chunks for the workers."""
+    """Rank the pool after a promotion, as a ranking job: here, as one chunk, if the pool is
+    small or the strategy compares items with each other, otherwise as chunks for the
+    workers. Either way a worker killed half-way leaves a ranking that the job sweep resumes."""
     version = champion(project=project)
     ids = pool_ids(project) if version is not None else []
-    if version is None or len(ids) <= CHUNK or not scored_per_item(project):
-        return pool_rank(project=project)
+    if version is None or not ids:
+        return {"ranked": 0}
+    if len(ids) <= CHUNK or not scored_per_item(project):
+        ranking = _ranking_create(project, version, len(ids), [(ids[0], ids[-1])])
+        return pool_rank_chunk(ranking_id=ranking.pk, index=0, first=ids[0], last=ids[-1])
     if project.task_type != TaskType.SPANS:
         features_for(project)  # embed and smooth once here, not once per worker
     bounds = [(ids[start], ids[min(start + CHUNK, len(ids)) - 1]) for start in range(0, len(ids), CHUNK)]
-    ranking = _ranking_create(project, version, len(ids), len(bounds))
+    ranking = _ranking_create(project, version, len(ids), bounds)
     for index, (first, last) in enumerate(bounds):
         task_send_on_commit("learning.pool_rank_chunk", ranking.pk, index, first, last)
     return {"ranked": 0, "chunks": len(bounds)}
 
 
 @transaction.atomic
-def _ranking_create(project: Project, version: ModelVersion, items: int, chunks: int) -> PoolRanking:
+def _ranking_create(project: Project, version: ModelVersion, items: int, bounds: list[tuple[int, int]]) -> PoolRanking:
     """A new running ranking, cancelling the one running before (one active per project).
     The project row is locked so that two rankings started at once follow each other."""
     Project.objects.select_for_update().get(pk=project.pk)
@@ -178,18 +183,32 @@ def _ranking_create(project: Project, version: ModelVersion, items: int, chunks:
         state=JobState.CANCELLED, error="Superseded by a newer ranking.", finished_at=now
     )
     return PoolRanking.objects.create(
-        project=project, version=version, item_count=items, chunks_total=chunks,
-        state=JobState.RUNNING, started_at=now, heartbeat_at=now, stage=f"Scoring {items:,} items",
+        project=project, version=version, item_count=items, chunks_total=len(bounds), chunk_bounds=bounds,
+        state=JobState.RUNNING, started_at=now, heartbeat_at=now, attempts=1, stage=f"Scoring {items:,} items",
     )  # fmt: skip
 
 
 def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> dict[str, int]:
-    """Score the pool items with ids in [first, last] for one ranking. Idempotent: a
-    redelivered chunk rewrites the same priorities and is counted once."""
+    """Score the pool items with ids in [first, last] for one ranking (the whole pool, with
+    the whole-pool ranking, when it is the only chunk), beating for the ranking meanwhile.
+    Idempotent: a redelivered chunk rewrites the same priorities and is counted once."""
     ranking = PoolRanking.objects.select_related("project", "version").filter(pk=ranking_id).first()
     if ranking is None or ranking.state != JobState.RUNNING:
         return {"ranked": 0}
-    project, version = ranking.project, ranking.version
+    with job_heartbeat(ranking):
+        return _chunk_rank(ranking, index, first, last)
+
+
+def _chunk_rank(ranking: PoolRanking, index: int, first: int, last: int) -> dict[str, int]:
+    ranking_id, project, version = ranking.pk, ranking.project, ranking.version
+    if ranking.chunks_total == 1:
+        try:
+            outcome = pool_rank(project=project)
+        except Exception as error:
+            _ranking_fail(ranking_id, index, error)
+            raise
+        _chunk_done(ranking_id, index)  # pool_rank lifted its first batch and replaced every pre-label
+        return outcome
     try:
         ids = pool_ids(project, within=(first, last))
         predictor, features = _predictor(project, version)
@@ -204,14 +223,18 @@ def pool_rank_chunk(*, ranking_id: int, index: int, first: int, last: int) -> di
             suggested = _suggest(project, version, predictor, ids, priority, probs, limit=quota, within=(first, last))
             labelled = auto_label(project=project, version=version, predictor=predictor, ids=ids, probs=probs)
     except Exception as error:
-        logger.exception("ranking %s chunk %s failed", ranking_id, index)
-        PoolRanking.objects.filter(pk=ranking_id, state=JobState.RUNNING).update(
-            state=JobState.FAILED, error=f"Chunk {index}: {type(error).__name__}: {error}", finished_at=timezone.now()
-        )
+        _ranking_fail(ranking_id, index, error)
         raise
     if _chunk_done(ranking_id, index):
         _ranking_finish(ranking, features)
     return {"ranked": len(ids), "suggested": suggested, "auto_labelled": labelled}
+
+
+def _ranking_fail(ranking_id: int, index: int, error: Exception) -> None:
+    message = error_for_people(error, logger=logger, job=f"Chunk {index} of ranking {ranking_id}")
+    PoolRanking.objects.filter(pk=ranking_id, state=JobState.RUNNING).update(
+        state=JobState.FAILED, error=message, finished_at=timezone.now()
+    )
 
 
 def _chunk_done(ranking_id: int, index: int) -> bool:

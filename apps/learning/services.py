@@ -2,6 +2,7 @@
 prune), embedding and export requests, streamed items. The training itself runs in a worker
 (``training.py``), and so does ranking; web processes import neither."""
 
+import logging
 import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,23 +15,54 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.projects.imports import items_add
-from apps.projects.jobs import job_request
+from apps.projects.jobs import JobLost, JobState, job_beat, job_finish, job_held, job_request, job_send
 from apps.projects.models import Item, Project
 from platform.tasks import task_send_on_commit
 
-from .models import ModelVersion, TrainingRun, VersionStatus
-from .store import artifact_path, embeddings_missing
+from .models import EmbeddingJob, ModelVersion, TrainingRun, VersionStatus
+from .store import artifact_path, embedding_cache, embeddings_compute, embeddings_missing
+
+logger = logging.getLogger(__name__)
 
 # New items are embedded by parallel tasks of this many each.
 EMBED_TASK_ITEMS = 2000
 
 
 def embeddings_refresh_request(*, project: Project) -> int:
-    """Embed the project's new items in chunks, in parallel Celery tasks (after commit)."""
-    missing = embeddings_missing(project)
+    """Embed the project's new items in chunks: one job each, run in parallel by workers
+    (sent after commit). Items that an active job already embeds are left to it."""
+    taken = {
+        pk
+        for ids in EmbeddingJob.objects.filter(project=project).active().values_list("item_ids", flat=True)
+        for pk in ids
+    }
+    missing = [pk for pk in embeddings_missing(project) if pk not in taken]
     for start in range(0, len(missing), EMBED_TASK_ITEMS):
-        task_send_on_commit("learning.embed_chunk", project.pk, missing[start : start + EMBED_TASK_ITEMS])
+        job, _ = job_request(
+            model=EmbeddingJob, project=project, item_ids=missing[start : start + EMBED_TASK_ITEMS], stage="Queued"
+        )
+        job_send(job)
     return len(missing)
+
+
+def embedding_job_run(*, job_id: int) -> EmbeddingJob | None:
+    """Embed one job's items (in a worker); those already in the cache are skipped, so a
+    resumed job does what its killed worker left."""
+    with job_held(model=EmbeddingJob, job_id=job_id) as job:
+        if job is None:
+            return EmbeddingJob.objects.filter(pk=job_id).first()
+        try:
+            cached = embedding_cache(job.project).cached_ids()
+            job_beat(job, stage=f"Embedding {len(job.item_ids):,} items")
+            done = embeddings_compute(job.project, [pk for pk in job.item_ids if pk not in cached])
+        except JobLost:
+            return job
+        except Exception:
+            logger.exception("embedding job %s failed", job_id)
+            return job_finish(
+                job, state=JobState.FAILED, error="Embedding stopped on an error; it is in the server log."
+            )
+        return job_finish(job, state=JobState.SUCCEEDED, stage=f"Embedded {done:,} items", embedded=done)
 
 
 def labels_counted(*, project: Project, new: int) -> None:
@@ -56,7 +88,7 @@ def training_request(*, project: Project, trigger: str = "manual", user: User | 
         stage="Queued",
     )
     if created:
-        task_send_on_commit("learning.training_run", run.pk)
+        job_send(run)
     return run
 
 

@@ -5,18 +5,14 @@ from celery import shared_task
 
 from apps.projects.selectors import project_get
 
-from . import ranking, serving, store, streaming, training
+from . import ranking, services, serving, streaming, training
 from .selectors import version_servable
 
 
-@shared_task(name="learning.embed_chunk")
-def embed_chunk_task(project_id: int, item_ids: list[int]) -> None:
-    """Embed one chunk of new items. Repeating it only rewrites the same vectors."""
-    project = project_get(project_id=project_id)
-    if project is None:
-        return
-    cached = store.embedding_cache(project).cached_ids()
-    store.embeddings_compute(project, [pk for pk in item_ids if pk not in cached])
+@shared_task(name="learning.embedding_job")
+def embedding_job_task(job_id: int) -> None:
+    """Embed one chunk of new items; only the job's holder works, so repeating is harmless."""
+    services.embedding_job_run(job_id=job_id)
 
 
 @shared_task(name="learning.training_run")

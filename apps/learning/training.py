@@ -3,16 +3,17 @@
 registry.
 
 A run, in a worker (``training_run_execute``):
-1. claims its row (``queued`` -> ``running``; a run whose heartbeat stopped ten minutes
-   ago is taken over, so a killed worker's run is retried by the redelivered task);
+1. claims its row and beats for it from a thread (``job_held``; a run whose worker was
+   killed is resumed or failed by the job sweep, apps/projects/jobs.py);
 2. makes sure every item has a cached embedding (chunks, with progress);
 3. builds the training set from consolidated labels (weighted by confidence when the
    project says so) and the evaluation set (``training_sets``);
 4. trains a challenger (a head on smoothed embeddings, or a fine-tuned transformer);
 5. scores the challenger and the current champion on the same evaluation set;
-6. in one transaction, records the version and promotes it if it beats the champion
-   (macro-F1, then accuracy) and the champion is not pinned. A failure anywhere before
-   leaves the registry as it was and the run marked failed, with the error.
+6. in one transaction, records the version, promotes it if it beats the champion
+   (macro-F1, then accuracy) and the champion is not pinned, and finishes the run, if it
+   still holds the run. A failure anywhere before (a killed worker included) leaves the
+   registry as it was, and the run failed with the error or resumed.
 After a promotion the pool is re-ranked (``ranking.pool_rank_start``, looked up on the module so
 that a benchmark can hold it back; large pools in parallel chunks).
 """
@@ -26,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.projects.jobs import JobState, job_beat, job_claim, job_finish
+from apps.projects.jobs import JobLost, JobState, job_beat, job_finish, job_held
 from apps.projects.models import Project
 from platform.errors import error_for_people
 
@@ -59,29 +60,26 @@ class RunReporter:
 
 
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
-    if not job_claim(model=TrainingRun, job_id=run_id, take_over_stale=True):
-        return TrainingRun.objects.filter(pk=run_id).first()
-    run = TrainingRun.objects.select_related("project").get(pk=run_id)
-    try:
-        version, promoted, metrics = _train(run, RunReporter(run))
-    except Exception as error:
-        # Library errors name server paths: people see a reference, the log the traceback.
-        error_text = error_for_people(error, logger=logger, job=f"Training run {run_id}")
-        return job_finish(run, state=JobState.FAILED, error=error_text, stage="Failed")
-    job_finish(
-        run,
-        state=JobState.SUCCEEDED,
-        stage="Done" + (": promoted to champion" if promoted else ": kept as challenger"),
-        version=version,
-        promoted=promoted,
-        metrics=metrics,
-    )
+    with job_held(model=TrainingRun, job_id=run_id) as run:
+        if run is None:  # finished, or running in a live worker
+            return TrainingRun.objects.filter(pk=run_id).first()
+        try:
+            promoted = _train(run, RunReporter(run))
+        except JobLost:
+            run.refresh_from_db()  # another worker resumed it, or the sweep failed it: theirs to record
+            return run
+        except Exception as error:
+            # Library errors name server paths: people see a reference, the log the traceback.
+            error_text = error_for_people(error, logger=logger, job=f"Training run {run_id}")
+            return job_finish(run, state=JobState.FAILED, error=error_text, stage="Failed")
     if promoted:
         ranking.pool_rank_start(project=run.project)
     return run
 
 
-def _train(run: TrainingRun, report: RunReporter) -> tuple[ModelVersion, bool, dict[str, Any]]:
+def _train(run: TrainingRun, report: RunReporter) -> bool:
+    """Train, record the version and finish the run, in one transaction with the registry:
+    the version exists if and only if the run succeeded. True when it was promoted."""
     project = run.project
     report("Embedding items", 2)
     features = features_for(project, progress=report.part("Embedding items", 2, 40))
@@ -144,8 +142,19 @@ def _train(run: TrainingRun, report: RunReporter) -> tuple[ModelVersion, bool, d
         if promoted:
             champion_crown(project=project, version=version)
         Project.objects.filter(pk=project.pk).update(pending_training=0)
+        job_finish(
+            run,
+            state=JobState.SUCCEEDED,
+            stage="Done" + (": promoted to champion" if promoted else ": kept as challenger"),
+            version=version,
+            promoted=promoted,
+            metrics={**metrics, "champion_on_same_set": champion_metrics, "promoted": promoted},
+        )
+        if run.state != JobState.SUCCEEDED:  # the run is no longer ours: record nothing
+            shutil.rmtree(artifact, ignore_errors=True)
+            raise JobLost(f"Training run {run.pk} was taken over; its version is not recorded.")
     versions_prune(project=project)
-    return version, promoted, {**metrics, "champion_on_same_set": champion_metrics, "promoted": promoted}
+    return promoted
 
 
 def _score(metrics: dict[str, Any]) -> tuple[float, float]:

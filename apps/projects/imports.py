@@ -32,11 +32,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from platform.tasks import task_send_on_commit
-
 from . import events
 from .answers import Answer, InvalidValue, LabelIndex, LabelPart, spans_validate, value_parse
-from .jobs import JobState, job_claim, job_finish
+from .jobs import JobState, job_finish, job_held, job_request, job_send
 from .models import GoldLabel, ImportFormat, ImportJob, Item, Project, TaskType
 from .readers import FileProblem, ImportOptions, RowProblem, SourceRow, format_for_filename, rows_read
 from .selectors import import_progress_key
@@ -80,7 +78,8 @@ def items_import_start(
         parsed_options = ImportOptions.from_dict(options or {})
     except TypeError as error:
         raise ValidationError({"options": f"Unknown import option: {error}"}) from None
-    job = ImportJob.objects.create(
+    job, _ = job_request(
+        model=ImportJob,
         project=project,
         created_by=user,
         # A generated name: the user's (kept as original_name, for display) never reaches the filesystem.
@@ -96,7 +95,7 @@ def items_import_start(
         # A request does a bounded amount of work: past the deadline the job goes to a worker.
         deadline = time.monotonic() + settings.QUORUM_IMPORT_INLINE_MAX_SECONDS
         return import_job_run(job_id=job.pk, deadline=deadline) or job
-    task_send_on_commit("projects.import_job", job.pk)
+    job_send(job)
     return job
 
 
@@ -115,14 +114,18 @@ def import_job_run(*, job_id: int, deadline: float | None = None) -> ImportJob |
     at once cannot both insert. With a ``deadline`` (``time.monotonic()``, for a run
     inside a request), a run still going at the deadline writes nothing and puts the
     job back in the queue for a worker."""
-    job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
-    if job is None or job.is_finished:
-        if job is not None:
-            job.on_end()  # it ended elsewhere with its upload still stored
-        return job
-    # Not claiming (the job runs already) does not stop this run: the write below re-checks
-    # the job under a row lock, so two runs at once insert once.
-    job_claim(model=ImportJob, job_id=job_id)
+    with job_held(model=ImportJob, job_id=job_id) as job:
+        if job is None:  # finished, or running in a live worker
+            found = ImportJob.objects.filter(pk=job_id).first()
+            if found is not None and found.is_finished:
+                found.on_end()  # it ended elsewhere with its upload still stored
+            return found
+        return _import_held(job, deadline)
+
+
+def _import_held(job: ImportJob, deadline: float | None) -> ImportJob:
+    """The import itself, while this caller holds the job (and its heartbeat beats)."""
+    job_id = job.pk
     options = ImportOptions.from_dict(job.options)
     try:
         check = _rows_check(job, options, deadline)
@@ -146,10 +149,10 @@ def import_job_run(*, job_id: int, deadline: float | None = None) -> ImportJob |
         return job_finish(job, state=JobState.FAILED, error=str(problem))
     except _InlineTimeUp:
         # Nothing was written (the write is one transaction): a worker starts the job over.
-        ImportJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
+        ImportJob.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
             state=JobState.QUEUED, stage="Continuing in the background"
         )
-        task_send_on_commit("projects.import_job", job.pk)
+        job_send(job)
         job.refresh_from_db()
         return job
     except Exception:
@@ -163,7 +166,7 @@ def import_job_run(*, job_id: int, deadline: float | None = None) -> ImportJob |
     finally:
         cache.delete(import_progress_key(job_id))
         if job.is_finished:
-            job.on_end()
+            job.on_end()  # job_finish ran it; a job another delivery finished is cleaned here too
 
 
 def items_add(*, project: Project, rows: Sequence[Mapping[str, Any]]) -> list[Item]:
@@ -340,8 +343,8 @@ def _rows_write(job: ImportJob, options: ImportOptions, rows_total: int, deadlin
     labels = LabelIndex.for_project(job.project)
     with transaction.atomic(), job.file.open("rb") as raw:
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if locked.is_finished:
-            return locked  # another delivery of the same task finished it meanwhile
+        if locked.is_finished or locked.attempts != job.attempts:
+            return locked  # finished, or taken over, meanwhile: the holder writes, once
         written = 0
         batch: list[_ValidRow] = []
         for _, _, outcome in _valid_rows(job, options, raw, labels):

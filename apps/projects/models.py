@@ -355,6 +355,8 @@ class ImportJob(Job):
     While it runs, its progress lives in the shared cache (see ``selectors.import_progress``):
     its database writes stay invisible until the import commits as a whole."""
 
+    task_name = "projects.import_job"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     file = models.FileField(upload_to="imports/%Y/%m/")

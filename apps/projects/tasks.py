@@ -1,9 +1,17 @@
 from celery import shared_task
 
 from .imports import import_job_run
+from .jobs import jobs_recover
 
 
 @shared_task(name="projects.import_job")
 def import_job_task(job_id: int) -> None:
-    """Run one import. Redelivery is harmless: the service finishes a job only once."""
+    """Run one import. Redelivery is harmless: only the holder of the job imports."""
     import_job_run(job_id=job_id)
+
+
+@shared_task(name="projects.jobs_sweep")
+def jobs_sweep_task() -> dict[str, int]:
+    """Resume or fail every job whose worker is gone, and send again lost messages, for
+    every kind of job (every worker runs it at start and on a timer; beat may too)."""
+    return jobs_recover()

@@ -146,7 +146,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 # A shared cache: import progress written by a worker is read by the web process.
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Tolerant: with Redis away a read is a miss and a write is dropped (platform/cache.py),
+    # and the short timeouts keep each of them quick, so annotation goes on.
+    CACHES = {
+        "default": {
+            "BACKEND": "platform.cache.TolerantRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+        }
+    }
 else:
     CACHES = {
         "default": {
@@ -220,6 +228,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcast (control) messages; kombu's default is ./control, in the working directory.
         "control_folder": str(_queue_dir / "control"),
     }
+elif CELERY_BROKER_URL.startswith("redis"):
+    # A message a worker took and did not acknowledge goes back to the queue after this
+    # long. It must exceed the longest task, or a running task is delivered twice; a worker
+    # killed mid-task is found sooner by the job sweep (heartbeats, docs/operations.md).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("QUORUM_TASK_VISIBILITY_TIMEOUT", 12 * 3600)}
 CELERY_TASK_IGNORE_RESULT = True  # state lives in Quorum's own rows (ImportJob, TrainingRun)
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is redelivered, so tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -227,6 +240,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# A worker waits for the broker for ever (it was 100 retries, then exit), at start and when
+# Redis restarts; a web request that sends while it is down gives up within about a second.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+# Background jobs (apps/projects/jobs.py, docs/operations.md). A worker beats for the job it
+# runs every QUORUM_JOB_BEAT_SECONDS; a running job with no beat for QUORUM_JOB_STALE_SECONDS
+# lost its worker and is resumed, at most QUORUM_JOB_MAX_ATTEMPTS times in all, then failed.
+# Every worker sweeps every QUORUM_JOB_SWEEP_SECONDS (and Celery beat too, where one runs).
+QUORUM_JOB_BEAT_SECONDS = env_int("QUORUM_JOB_BEAT_SECONDS", 10)
+QUORUM_JOB_STALE_SECONDS = env_int("QUORUM_JOB_STALE_SECONDS", 90)
+QUORUM_JOB_MAX_ATTEMPTS = env_int("QUORUM_JOB_MAX_ATTEMPTS", 2)
+QUORUM_JOB_SWEEP_SECONDS = env_int("QUORUM_JOB_SWEEP_SECONDS", 30)
+# A queued job no worker took for this long: pages say background work is delayed.
+QUORUM_JOB_DELAYED_SECONDS = env_int("QUORUM_JOB_DELAYED_SECONDS", 60)
+# A queued job's message is sent again after this long (the broker may have lost it).
+QUORUM_JOB_RESEND_SECONDS = env_int("QUORUM_JOB_RESEND_SECONDS", 900)
+CELERY_BEAT_SCHEDULE = {"jobs-sweep": {"task": "projects.jobs_sweep", "schedule": QUORUM_JOB_SWEEP_SECONDS}}
 
 # Quorum's own limits.
 QUORUM_TEXT_MAX_CHARS = env_int("QUORUM_TEXT_MAX_CHARS", 20_000)

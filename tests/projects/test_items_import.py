@@ -2,12 +2,14 @@
 must leave the project exactly as it was."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
+from django.utils import timezone
 
 from apps.projects.imports import import_job_run, items_import_start
 from apps.projects.jobs import JobState
@@ -322,14 +324,17 @@ def test_running_a_finished_job_again_writes_nothing(cast):
 
 
 def test_a_job_interrupted_while_running_can_be_run_again(cast, django_capture_on_commit_callbacks):
-    """A worker that died mid-import left the job RUNNING and (its transaction rolled
-    back) no items; the redelivered task finishes it exactly once."""
+    """A worker that died mid-import left the job RUNNING, with no heartbeat since, and
+    (its transaction rolled back) no items; the redelivered task takes it over and
+    finishes it exactly once. A job that still beats is left to its live worker."""
     with override_settings(QUORUM_IMPORT_INLINE_MAX_BYTES=10), django_capture_on_commit_callbacks(execute=False):
         job = run(cast, fixture("topics.csv"))
-    ImportJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
+    ImportJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=1, heartbeat_at=timezone.now())
+    assert import_job_run(job_id=job.pk).state == JobState.RUNNING  # alive: not ours
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
 
     import_job_run(job_id=job.pk)
 
     job.refresh_from_db()
-    assert job.state == JobState.SUCCEEDED
+    assert job.state == JobState.SUCCEEDED and job.attempts == 2
     assert Item.objects.filter(project=cast.project).count() == 6
