@@ -215,7 +215,8 @@ def import_jobs_recent(*, project: Project, limit: int = 10) -> QuerySet[ImportJ
 def import_progress(*, job: ImportJob) -> dict[str, Any]:
     """How far an import is: a percentage, a phase and, for people, a stage. A running
     import's worker writes this to the shared cache, because its database writes stay
-    invisible until the import commits as a whole."""
+    invisible until the import commits as a whole. ``health`` says when its worker stopped
+    (``stalled``) or no worker has taken it for a while (``delayed``, see apps/projects/jobs.py)."""
     if job.is_finished:
         rows = job.rows_imported or job.rows_total
         if job.state == JobState.SUCCEEDED:
@@ -226,8 +227,10 @@ def import_progress(*, job: ImportJob) -> dict[str, Any]:
                 stage += f" in {took}"
         else:
             stage = f"{job.error_count:,} problem{pluralize(job.error_count)} found"
-        return {"phase": job.state, "percent": 100, "rows": rows, "stage": stage}
-    progress = cache.get(import_progress_key(job.pk)) or {"phase": job.state, "fraction": 0.0, "rows": 0}
+        return {"phase": job.state, "percent": 100, "rows": rows, "stage": stage, "health": ""}
+    # A queued job starts over: what a worker that died wrote in the cache is not its progress.
+    cached = cache.get(import_progress_key(job.pk)) if job.state == JobState.RUNNING else None
+    progress = cached or {"phase": job.state, "fraction": 0.0, "rows": 0}
     # Reading (and checking) the file and writing the items are each half of the work.
     half = 50 if progress["phase"] == "writing" else 0
     percent = min(99, half + int(progress["fraction"] * 50))
@@ -235,7 +238,7 @@ def import_progress(*, job: ImportJob) -> dict[str, Any]:
     if progress["phase"] in ("reading", "writing"):
         doing = "Writing items" if progress["phase"] == "writing" else "Checking rows"
         stage = f"{doing} · {progress['rows']:,} rows · {percent}%"
-    return {**progress, "percent": percent, "stage": stage}
+    return {**progress, "percent": percent, "stage": stage, "health": job.health}
 
 
 def import_progress_key(job_id: int) -> str:

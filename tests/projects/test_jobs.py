@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.template.loader import render_to_string
@@ -27,6 +28,7 @@ from apps.projects.jobs import (
     jobs_recover,
 )
 from apps.projects.models import ImportJob, Item
+from apps.projects.selectors import import_progress, import_progress_key
 from platform import tasks
 from platform.cache import TolerantRedisCache
 from platform.celery import SWEEP_TASK, app
@@ -202,6 +204,16 @@ def test_pages_say_a_job_is_stalled_or_delayed(cast, settings):
     assert "background work is delayed" in render_to_string("partials/job_progress.html", {"job": waiting})
     assert "Stalled" in render_to_string("partials/job_progress.html", {"job": stalled})
     assert "delayed" not in render_to_string("partials/job_progress.html", {"job": fresh})
+
+
+def test_an_import_page_says_stalled_and_forgets_a_dead_workers_progress_when_it_starts_over(cast):
+    job = dead(an_import(cast.project, cast.manager))
+    cache.set(import_progress_key(job.pk), {"phase": "writing", "fraction": 0.12, "rows": 600})
+
+    assert import_progress(job=job)["health"] == "stalled" and import_progress(job=job)["percent"] == 56
+    ImportJob.objects.filter(pk=job.pk).update(state=JobState.QUEUED, heartbeat_at=timezone.now())
+    job.refresh_from_db()
+    assert import_progress(job=job)["percent"] == 0 and import_progress(job=job)["stage"] == ""
 
 
 # --- a broker or a cache that is away ------------------------------------------------------------------
