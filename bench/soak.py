@@ -680,7 +680,9 @@ def violations(record: Record) -> dict[str, list[str]]:
     name = "no job left queued or running"
     now = timezone.now()
     found[name] = [
-        f"{kind.__name__} {job.pk}: {job.state} since {job.created_at:%H:%M:%S}, stage {job.stage!r}, "
+        f"{kind.__name__} {job.pk}: {job.state}, created {job.created_at:%H:%M:%S}, "
+        f"started {f'{job.started_at:%H:%M:%S}' if job.started_at else '-'} (attempt {getattr(job, 'attempts', '?')}), "
+        f"stage {job.stage!r}, "
         + (
             f"last heartbeat {(now - job.heartbeat_at).total_seconds():.0f} s ago"
             if job.heartbeat_at
