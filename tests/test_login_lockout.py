@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from axes.models import AccessAttempt
 from django.core.cache import cache
+from django.core.cache.backends.dummy import DummyCache
 from django.core.management import call_command
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -17,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
+
+from platform.throttles import FixedWindowThrottle
 
 from .factories import UserFactory
 
@@ -245,3 +248,14 @@ def test_the_api_limits_anonymous_requests_per_address():
 
     assert answers == [200, 200, 429]
     assert elsewhere.status_code == 200
+
+
+def test_the_api_lets_requests_through_when_the_cache_does_not_answer(monkeypatch):
+    ann = UserFactory(username="ann")
+    client = APIClient()
+    client.force_authenticate(ann)
+    monkeypatch.setattr(FixedWindowThrottle, "cache", DummyCache("away", {}))  # stores nothing
+    with override_settings(REST_FRAMEWORK=rates(user="1/minute")):
+        answers = [client.get("/api/projects/").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]
