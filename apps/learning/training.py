@@ -85,6 +85,9 @@ def _train(run: TrainingRun, report: RunReporter) -> bool:
     features = features_for(project, progress=report.part("Embedding items", 2, 40))
     report("Building the training set", 42)
     sets = sets_build(project=project)
+    if not features.has([*sets.train.item_ids, *sets.evaluation.item_ids]).all():
+        # Items imported and labelled while the others were embedded: embed them too.
+        features = features_for(project)
     if len(sets.train.item_ids) < MIN_TRAINING_ITEMS:
         raise ValidationError(
             f"Only {len(sets.train.item_ids)} consolidated labels to train on; "
