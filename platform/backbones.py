@@ -9,6 +9,7 @@ reaches a model loader, and no server path leaves the server (pages and the API 
 from pathlib import Path
 
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ValidationError
 
 # Files whose presence makes a folder loadable. Weights load from safetensors only: a folder
@@ -67,3 +68,23 @@ def backbone_name_of(folder: str | Path) -> str | None:
         if Path(configured).resolve() == wanted:
             return name
     return None
+
+
+@checks.register("quorum")
+def backbones_installed(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """``manage.py check`` warns the operator of a configured backbone that cannot load (its
+    folder is named here: this goes to the operator's console, not to users)."""
+    problems: list[checks.CheckMessage] = []
+    for name in backbone_names():
+        try:
+            backbone_folder(name)
+        except BackboneUnavailable:
+            problems.append(
+                checks.Warning(
+                    f"Backbone {name!r}: {settings.QUORUM_BACKBONES[name]} holds no config.json or no "
+                    "safetensors weights; projects that use it cannot train.",
+                    hint="Fix the folder or its entry in QUORUM_BACKBONES (docs/operations.md#backbones).",
+                    id="quorum.W001",
+                )
+            )
+    return problems

@@ -25,6 +25,6 @@ class LearningSettingsForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["backbone"].error_messages["invalid_choice"] = (
-            f"%(value)s is not a backbone this site offers; choose one of: {', '.join(backbone_names())}."
-        )
+        # Not echoing the input: it may be long, and it is not needed to correct it.
+        message = f"Not a backbone this site offers; choose one of: {', '.join(backbone_names())}."
+        self.fields["backbone"].error_messages["invalid_choice"] = message

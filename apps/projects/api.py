@@ -69,9 +69,9 @@ class ProjectSettingsInput(serializers.ModelSerializer):
         # The site's list, read per request: the operator configures it (platform/backbones.py).
         field = cast(serializers.ChoiceField, self.fields["backbone"])
         field.choices = backbone_choices()
-        field.error_messages["invalid_choice"] = (
-            f'"{{input}}" is not a backbone this site offers; choose one of: {", ".join(backbone_names())}.'
-        )
+        names = ", ".join(backbone_names())
+        # Not echoing the input: it may be long, and it is not needed to correct it.
+        field.error_messages["invalid_choice"] = f"Not a backbone this site offers; choose one of: {names}."
 
 
 class ProjectListApi(APIView):

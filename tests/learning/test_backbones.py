@@ -13,14 +13,15 @@ import pytest
 import torch
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from apps.learning import embeddings, services, serving, training
 from apps.learning.models import ModelVersion, TrainingRun
 from apps.projects.jobs import JobState
 from apps.projects.models import Project
 from apps.projects.services import project_update
-from platform.backbones import BackboneUnavailable, backbone_folder
+from platform.backbones import BackboneUnavailable, backbone_folder, backbones_installed
+from platform.env import env_backbones
 from tests.helpers import api_for, client_for
 
 DEFAULT = "all-minilm-l6-v2"
@@ -87,6 +88,15 @@ def test_the_api_refuses_a_server_folder_and_names_the_backbones(cast):
     assert Project.objects.get(pk=cast.project.pk).backbone == DEFAULT
 
 
+def test_a_huge_backbone_value_gets_a_short_refusal(cast):
+    response = api_for(cast.manager).patch(
+        f"/api/projects/{cast.project.pk}/", {"backbone": "/" + "a" * 200_000}, format="json"
+    )
+
+    assert response.status_code == 400 and len(response.content) < 500
+    assert Project.objects.get(pk=cast.project.pk).backbone == DEFAULT
+
+
 def test_the_api_refuses_a_folder_when_a_project_is_created(cast):
     cast.manager.user_permissions.add(Permission.objects.get(codename="add_project"))
     response = api_for(cast.manager).post("/api/projects/", {"name": "Pointed", "backbone": "../../etc"}, format="json")
@@ -118,7 +128,7 @@ def test_the_settings_form_offers_names_and_refuses_a_folder(cast):
     assert page.status_code == 200 and f'value="{DEFAULT}"'.encode() in page.content
     _assert_no_server_path(page.content.decode())
     assert refused.status_code == 200
-    assert f"is not a backbone this site offers; choose one of: {DEFAULT}".encode() in refused.content
+    assert f"Not a backbone this site offers; choose one of: {DEFAULT}.".encode() in refused.content
 
 
 def test_the_service_refuses_a_name_the_site_does_not_offer(cast):
@@ -255,3 +265,35 @@ def test_the_exported_model_names_its_backbone_not_its_folder(labelled_project):
     assert config["backbone"] == DEFAULT and "backbone/config.json" in texts
     for text in texts.values():
         _assert_no_server_path(text)
+
+
+# --- the operator's list ---------------------------------------------------------------------------------
+
+
+def test_the_operator_adds_backbones_as_json_or_pairs(monkeypatch):
+    builtin = {DEFAULT: str(PACKAGED)}
+    monkeypatch.setenv("QUORUM_BACKBONES", '{"e5-base": "/srv/models/e5"}')
+    as_json = env_backbones("QUORUM_BACKBONES", builtin)
+    monkeypatch.setenv("QUORUM_BACKBONES", "e5-base=/srv/models/e5, bge=/srv/models/bge")
+    as_pairs = env_backbones("QUORUM_BACKBONES", builtin)
+
+    assert as_json == {DEFAULT: str(PACKAGED), "e5-base": "/srv/models/e5"}
+    assert as_pairs == {DEFAULT: str(PACKAGED), "e5-base": "/srv/models/e5", "bge": "/srv/models/bge"}
+
+
+@pytest.mark.parametrize("value", ["e5=models/e5", "E5 Base=/srv/models/e5", '{"e5": 3}', "{not json", "e5"], ids=str)
+def test_a_wrong_backbone_list_stops_the_site_at_start(monkeypatch, value):
+    monkeypatch.setenv("QUORUM_BACKBONES", value)
+
+    with pytest.raises(ImproperlyConfigured, match="QUORUM_BACKBONES"):
+        env_backbones("QUORUM_BACKBONES", {DEFAULT: str(PACKAGED)})
+
+
+def test_check_warns_of_a_backbone_that_cannot_load(settings, tmp_path):
+    _offer(settings, "pickled", _pickled_backbone(tmp_path / "pickled-model", tmp_path / "unpickled"))
+
+    warnings = backbones_installed()
+
+    assert [(w.id, "'pickled'" in w.msg) for w in warnings] == [("quorum.W001", True)]
+    settings.QUORUM_BACKBONES = {DEFAULT: str(PACKAGED)}
+    assert backbones_installed() == []

@@ -312,7 +312,7 @@ def test_learning_settings_are_saved_and_checked(labelled_project, cast):
     assert (project.sampling_strategy, project.train_every, project.prelabel_mode) == ("mix", 25, "after")
     assert project.strategy_weights == {"margin": 0.8, "random": 0.2}
     assert refused.status_code == 200 and b"non-negative weights" in refused.content
-    assert missing.status_code == 200 and b"not a backbone this site offers" in missing.content
+    assert missing.status_code == 200 and b"Not a backbone this site offers" in missing.content
     assert project.backbone == "all-minilm-l6-v2"
 
 
