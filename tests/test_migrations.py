@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from apps.annotation.models import Suggestion
-from apps.learning.models import ModelVersion, PoolRanking
+from apps.annotation.models import ConsolidationRun, Suggestion
+from apps.learning.models import ModelVersion, PoolRanking, TrainingRun
 from apps.projects.answers import Answer, LabelPart
 from apps.projects.jobs import JobState
 from apps.projects.models import ImportJob
@@ -93,3 +93,29 @@ def test_backbone_folders_become_names(settings, tmp_path, caplog):
     assert "/srv/quorum/media/imports/7" in caplog.text and f"project {projects['upload'].pk}" in caplog.text
     versions = dict(ModelVersion.objects.values_list("number", "backbone"))
     assert versions == {1: "all-minilm-l6-v2", 2: "bigger", 3: "unlisted"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_runs_of_the_earlier_code_lose_the_paths_in_their_errors():
+    old = _migrate([("learning", "0009_embedding_jobs_and_job_attempts"), ("annotation", "0008_job_attempts_and_sent")])
+    user = old.get_model("auth", "User").objects.create(username="manager")
+    project = old.get_model("projects", "Project").objects.create(name="News", created_by=user)
+    raw = "OSError: It looks like the config file at '/srv/models/x/config.json' is not a valid JSON file."
+    Run = old.get_model("learning", "TrainingRun")
+    crashed = Run.objects.create(project=project, mode="head", state="failed",
+                                 error=f"{raw}\n\nTraceback (most recent call last):\n  File \"/srv/quorum/x.py\"")  # fmt: skip
+    refused = Run.objects.create(project=project, mode="head", state="failed", error="Only 3 labels; at least 4.")
+    version = old.get_model("learning", "ModelVersion").objects.create(project=project, number=1, mode="head")
+    chunk = old.get_model("learning", "PoolRanking").objects.create(
+        project=project, version=version, state="failed", error=f"Chunk 2: {raw}"
+    )
+    Consolidation = old.get_model("annotation", "ConsolidationRun")
+    consolidation = Consolidation.objects.create(project=project, requested_method="auto", state="failed", error=raw)
+
+    _migrate(_migrate_to_latest())
+
+    plain = "Failed on an internal error; the server log of that day has the details."
+    assert TrainingRun.objects.get(pk=crashed.pk).error == plain
+    assert TrainingRun.objects.get(pk=refused.pk).error == "Only 3 labels; at least 4."
+    assert PoolRanking.objects.get(pk=chunk.pk).error == plain
+    assert ConsolidationRun.objects.get(pk=consolidation.pk).error == plain
