@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -29,6 +31,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
     return exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 handler (``handler404``): a URL under /api/ that matches no route (an id
+    such as ``-1`` or ``abc`` never reaches a view) answers in the API's format, like the
+    404s the views raise; other URLs get the site's page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 # Row ids are 64-bit (BigAutoField): a larger number names no row, and SQLite cannot even

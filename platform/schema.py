@@ -24,7 +24,8 @@ class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's schema, plus the errors every endpoint may answer, so that clients
     (and the schemathesis suite) know them: 400 for input that does not validate, 403 without
     credentials or role, 404 for what is not yours or not there, 409 for a write the state
-    refuses, 429 when a throttle applies. An endpoint's own declaration of a code wins."""
+    refuses, 415 for a body it cannot read, 429 when a throttle applies. An endpoint's own
+    declaration of a code wins."""
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)
@@ -38,6 +39,7 @@ class AutoSchema(openapi.AutoSchema):
             errors["404"] = ("No such object for you (or no such page).", ErrorOutput)
         if writes:
             errors["409"] = ("The state of things refuses this request; nothing was changed.", ErrorOutput)
+            errors["415"] = ("A body in a media type this endpoint does not read.", ErrorOutput)
         if self.view.get_throttles():
             errors["429"] = ("Too many requests; wait and retry.", ErrorOutput)
         for code, (description, body) in errors.items():

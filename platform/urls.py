@@ -5,6 +5,9 @@ from django.urls import include, path
 from .csp_report import csp_report
 from .health import healthz
 
+# The API answers a URL it does not know in its own format (JSON), pages with the site's page.
+handler404 = "platform.drf.not_found"
+
 urlpatterns = [
     path("", include("apps.projects.urls")),
     path("", include("apps.annotation.urls")),

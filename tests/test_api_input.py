@@ -200,3 +200,13 @@ def test_the_schema_and_its_docs_need_an_account(cast, url):
     assert anonymous.status_code == 403
     assert b"/api/projects/" not in anonymous.content
     assert signed_in.status_code == 200
+
+
+def test_an_api_url_that_matches_no_route_is_a_json_404(cast):
+    client = api_for(cast.manager)
+
+    api = client.get("/api/projects/-1/labels/")
+    page = client.get("/projects/-1/")
+
+    assert api.status_code == 404 and api.json() == {"detail": "Not found."}
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +17,7 @@ from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
 from platform.drf import AuthenticatedApiRequest, Pagination, id_field, paginated, query_params
 
 from . import consensus, selectors, services
-from .exports import ExportError, export_response
+from .exports import EXPORT_FORMATS, ExportError, export_response
 from .models import Annotation, Assignment, ConsolidationRun, ItemConsensus
 
 
@@ -125,6 +125,12 @@ class AnnotationOutput(serializers.ModelSerializer):
         )
 
 
+class AnnotationSubmitOutput(serializers.Serializer):
+    annotation = AnnotationOutput()
+    repeated = serializers.BooleanField(help_text="True when this submission_id was already saved: nothing new.")
+    next = NextTaskOutput(required=False, help_text="The next task, when the submit asked for it.")
+
+
 class AnnotationListApi(APIView):
     pagination_class = Pagination
 
@@ -155,7 +161,7 @@ class AnnotationListApi(APIView):
 
     @extend_schema(
         request=AnnotationSubmitInput,
-        responses={201: AnnotationOutput, 200: AnnotationOutput},
+        responses={201: AnnotationSubmitOutput, 200: AnnotationSubmitOutput},
         description=(
             "Answer a leased item. The answer is committed before the response. Repeating a submit "
             "with the same submission_id creates nothing and answers 200 with the first answer; a "
@@ -378,6 +384,9 @@ class ConsensusDetailApi(APIView):
 
 class ExportApi(APIView):
     class ExportOptionsInput(serializers.Serializer):
+        # Every format Quorum writes; whether this project's task type offers one (CoNLL is for
+        # spans) is the export's own check, a 400 that names the formats on offer.
+        format = serializers.ChoiceField(choices=list(EXPORT_FORMATS), required=False, default="jsonl")
         formula_escape = serializers.BooleanField(
             default=True,
             help_text=(
@@ -388,11 +397,8 @@ class ExportApi(APIView):
         )
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("format", str, enum=["jsonl", "csv", "hf", "conll"], default="jsonl"),
-            ExportOptionsInput,
-        ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[ExportOptionsInput],
+        responses={(200, fmt.content_type): OpenApiTypes.BINARY for fmt in EXPORT_FORMATS.values()},
         description="Stream every item of the project with its gold answer, annotations and consensus.",
     )
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> StreamingHttpResponse | Response:
@@ -402,7 +408,7 @@ class ExportApi(APIView):
         try:
             return export_response(
                 project=project,
-                fmt=request.query_params.get("format", "jsonl"),
+                fmt=options.validated_data["format"],
                 formula_escape=options.validated_data["formula_escape"],
             )
         except ExportError as error:

@@ -7,21 +7,25 @@ fetches its project through ``project_get_for_user`` and calls a service to writ
 from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from platform.backbones import backbone_choices, backbone_names
-from platform.drf import AuthenticatedApiRequest, paginated
+from platform.drf import AuthenticatedApiRequest, Pagination, id_field, paginated, query_params
 from platform.parsers import JSONParser
+from platform.schema import VALIDATION_ERROR_SCHEMA
 
 from . import imports, selectors, services
 from .answers import Answer, LabelIndex, value_render
-from .models import ImportFormat, ImportJob, Item, Label, Membership, Project, Role
+from .models import ImportFormat, ImportJob, Item, ItemState, Label, Membership, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANY_MEMBER, MANAGE, REVIEW
+
+# A label's position is a PositiveIntegerField (32 bits on PostgreSQL).
+ORDER_MAX = 2**31 - 1
 
 
 class LabelOutput(serializers.ModelSerializer):
@@ -75,6 +79,8 @@ class ProjectSettingsInput(serializers.ModelSerializer):
 
 
 class ProjectListApi(APIView):
+    pagination_class = Pagination
+
     class ProjectCreateInput(ProjectSettingsInput):
         labels = LabelInput(many=True, required=False)
 
@@ -124,7 +130,7 @@ class ProjectDetailApi(APIView):
 
 class LabelListApi(APIView):
     class LabelCreateInput(LabelInput):
-        order = serializers.IntegerField(required=False, min_value=0)
+        order = serializers.IntegerField(required=False, min_value=0, max_value=ORDER_MAX)
 
     @extend_schema(responses=LabelOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
@@ -146,7 +152,7 @@ class LabelDetailApi(APIView):
         color = serializers.CharField(max_length=7, required=False)
         key = serializers.CharField(max_length=1, required=False, allow_blank=True)
         description = serializers.CharField(required=False, allow_blank=True)
-        order = serializers.IntegerField(required=False, min_value=0)
+        order = serializers.IntegerField(required=False, min_value=0, max_value=ORDER_MAX)
 
     @extend_schema(responses=LabelOutput)
     def get(self, request: AuthenticatedApiRequest, project_id: int, label_id: int) -> Response:
@@ -170,7 +176,7 @@ class LabelDetailApi(APIView):
 
 class LabelReorderApi(APIView):
     class LabelReorderInput(serializers.Serializer):
-        label_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+        label_ids = serializers.ListField(child=id_field(), allow_empty=False, max_length=1000)
 
     @extend_schema(request=LabelReorderInput, responses=LabelOutput(many=True))
     def post(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
@@ -252,23 +258,22 @@ class ItemOutput(serializers.ModelSerializer):
 
 
 class ItemListApi(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("q", str, description="Text contains, or exact external id"),
-            OpenApiParameter("state", str, enum=["open", "in_progress", "complete"]),
-            OpenApiParameter("gold", str, enum=["yes", "no"]),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
-        ],
-        responses=ItemOutput(many=True),
-    )
+    pagination_class = Pagination
+
+    class ItemQuery(serializers.Serializer):
+        q = serializers.CharField(
+            required=False, default="", max_length=500, help_text="Text contains, or exact external id."
+        )
+        state = serializers.ChoiceField(choices=ItemState.choices, required=False, default="")
+        gold = serializers.ChoiceField(choices=["yes", "no"], required=False, default="")
+        ordering = serializers.ChoiceField(choices=selectors.ITEM_ORDERINGS, required=False, default="id")
+
+    @extend_schema(parameters=[ItemQuery], responses=ItemOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
+        query = query_params(request, self.ItemQuery)
         items = selectors.items_list(
-            project=project,
-            query=request.query_params.get("q", ""),
-            state=request.query_params.get("state", ""),
-            gold=request.query_params.get("gold", ""),
+            project=project, query=query["q"], state=query["state"], gold=query["gold"], ordering=query["ordering"]
         ).prefetch_related("gold_labels")
         context = {"project": project, "labels": LabelIndex.for_project(project)}
         return paginated(request, self, items, ItemOutput, context=context)
@@ -299,6 +304,7 @@ class ImportOutput(serializers.ModelSerializer):
 
 class ImportListApi(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    pagination_class = Pagination
 
     class ImportCreateInput(serializers.Serializer):
         file = serializers.FileField()
@@ -315,7 +321,15 @@ class ImportListApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": ImportCreateInput},
-        responses={201: ImportOutput, 202: ImportOutput, 400: ImportOutput},
+        responses={
+            201: ImportOutput,
+            202: ImportOutput,
+            # A rejected file is a failed job with its rows' errors; a bad form, field messages.
+            400: OpenApiResponse(
+                {"anyOf": [{"$ref": "#/components/schemas/ImportOutput"}, VALIDATION_ERROR_SCHEMA]},
+                description="The failed job with every row's problem, or messages keyed by field.",
+            ),
+        },
         description=(
             "Upload a file of items. Small files import at once (201 on success, 400 with every "
             "row's problem on failure); larger ones import in the background (202): poll the import."

@@ -169,7 +169,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error answers every endpoint may give.
+    "DEFAULT_SCHEMA_CLASS": "platform.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "platform.drf.Pagination",
     "EXCEPTION_HANDLER": "platform.drf.api_exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -201,6 +202,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs pages need an account, as every call they describe does: they
+    # would only show strangers the site's surface (docs/api.md says why).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
