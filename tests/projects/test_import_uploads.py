@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from apps.projects.imports import items_import_start
-from apps.projects.jobs import JobState
+from apps.projects.jobs import JobState, jobs_recover
 from apps.projects.models import ImportJob, Item
 from tests.helpers import api_for
 
@@ -104,3 +104,19 @@ def test_the_users_file_name_never_reaches_the_filesystem(cast, media, name, dja
         callback()
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED and stored_files(media) == []
+
+
+def test_the_upload_of_a_job_failed_as_stale_is_deleted(cast, media, django_capture_on_commit_callbacks, settings):
+    with override_settings(QUORUM_IMPORT_INLINE_MAX_BYTES=0), django_capture_on_commit_callbacks(execute=False):
+        job = run(cast, upload("slow.csv", "text\nOne\n"))
+    # Its worker took it, then died: running, no heartbeat for longer than allowed, no attempts left.
+    settings.QUORUM_JOB_MAX_ATTEMPTS = 1
+    ImportJob.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING, attempts=1, heartbeat_at="2000-01-01T00:00:00Z", started_at="2000-01-01T00:00:00Z"
+    )
+    assert stored_files(media)
+
+    jobs_recover()
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and stored_files(media) == []
