@@ -97,7 +97,7 @@ def test_claiming_a_run_is_idempotent(labelled_project):
     assert ModelVersion.objects.count() == 1
 
 
-def test_a_run_that_dies_leaves_the_registry_unchanged(labelled_project, monkeypatch):
+def test_a_run_that_dies_leaves_the_registry_unchanged(labelled_project, monkeypatch, caplog):
     train(labelled_project)
     champion_before = ModelVersion.objects.get()
 
@@ -107,7 +107,10 @@ def test_a_run_that_dies_leaves_the_registry_unchanged(labelled_project, monkeyp
     monkeypatch.setattr(modelling, "train", killed)
     run = train(labelled_project)
 
-    assert run.state == JobState.FAILED and "worker lost mid-training" in run.error
+    # People read a reference; the log holds the error under it.
+    assert run.state == JobState.FAILED and "stopped on an internal error (reference" in run.error
+    reference = run.error.split("reference ")[1][:8]
+    assert any(reference in r.getMessage() and "worker lost mid-training" in str(r.exc_info) for r in caplog.records)
     assert list(ModelVersion.objects.values_list("pk", "status")) == [(champion_before.pk, "champion")]
 
 
