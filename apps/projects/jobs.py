@@ -42,6 +42,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from platform.errors import Conflict
 from platform.tasks import task_send
 
 logger = logging.getLogger(__name__)
@@ -187,14 +188,18 @@ def job_request(*, model: type[J], project: Any, **fields: Any) -> tuple[J, bool
             _stale_fail(
                 stale, f"Its worker stopped (no heartbeat for {_seconds(stale_after())}); a new request replaced it."
             )
-    try:
-        with transaction.atomic():
-            return jobs.create(project=project, **fields), True
-    except IntegrityError:
-        active = jobs.filter(project=project).active().get()
-        if jobs.filter(pk=active.pk).unsent().exists():
-            job_send(active)
-        return active, False
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return jobs.create(project=project, **fields), True
+        except IntegrityError:
+            active = jobs.filter(project=project).active().first()
+            if active is None:  # it finished between our insert and this read: ask again
+                continue
+            if jobs.filter(pk=active.pk).unsent().exists():
+                job_send(active)
+            return active, False
+    raise Conflict("Another job of this kind keeps starting and finishing; try again in a moment.")
 
 
 def job_send(job: Job) -> None:

@@ -19,6 +19,7 @@ from apps.learning.models import EmbeddingJob, PoolRanking, TrainingRun
 from apps.learning.services import training_request
 from apps.projects.jobs import (
     JobLost,
+    JobQuerySet,
     JobState,
     job_beat,
     job_claim,
@@ -126,6 +127,23 @@ def test_a_new_training_request_replaces_a_dead_run_with_fresh_work(cast, django
     assert fresh.pk != stuck.pk and fresh.state == JobState.QUEUED
     assert stuck.state == JobState.FAILED and "a new request replaced it" in stuck.error
     assert stuck_messages == 1 and len(sent) == 1  # the fresh run's message goes to the broker
+
+
+def test_a_request_racing_a_job_that_just_finished_starts_fresh_work(cast, monkeypatch):
+    """The insert meets the active job, which finishes before it is read back (found by
+    bench/soak.py: a submit that had committed answered 500 with DoesNotExist)."""
+    running = consolidation_request(project=cast.project)
+    real_active = JobQuerySet.active
+
+    def active_once_it_finished(queryset):
+        ConsolidationRun.objects.filter(pk=running.pk).update(state=JobState.SUCCEEDED)
+        return real_active(queryset)
+
+    monkeypatch.setattr(JobQuerySet, "active", active_once_it_finished)
+    fresh = consolidation_request(project=cast.project)
+
+    assert fresh.pk != running.pk and fresh.state == JobState.QUEUED
+    assert ConsolidationRun.objects.filter(state=JobState.QUEUED).count() == 1
 
 
 def test_a_new_request_sends_again_a_queued_run_whose_message_was_lost(cast, django_capture_on_commit_callbacks):
