@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
@@ -56,7 +58,14 @@ def api_world(world, settings):  # noqa: F811
     TrainingRun.objects.create(project=project, state="failed", mode="head", error="Too few labels.")
     ModelVersion.objects.create(project=project, number=1, mode="head", backbone="all-minilm-l6-v2")
     world.tokens = {role: Token.objects.create(user=world.member(role)).key for role in ROLES}
-    return world
+    # Requests go through the real WSGI handler, whose request signals close the database
+    # connection, and with it the test's transaction (on PostgreSQL); Django's test client
+    # unhooks them the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield world
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def _ids(world: Any) -> dict[str, list[int]]:  # noqa: F811
