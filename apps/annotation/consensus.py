@@ -160,6 +160,8 @@ def consensus_override(*, item: Item, answer: Answer, reviewer: User, note: str 
     """A reviewer's final answer for an item; no later consolidation changes it."""
     now = timezone.now()
     with transaction.atomic():
+        # The item first, as a submit and the full pass lock it: no deadlock between them.
+        list(Item.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True))
         consensus, _ = ItemConsensus.objects.update_or_create(
             item=item,
             defaults={

@@ -47,6 +47,9 @@ from .selectors import GivenAnswer, given_answers
 
 logger = logging.getLogger(__name__)
 
+# Items whose labels one transaction of the pass writes (and whose rows it locks).
+WRITE_BATCH = 1000
+
 
 @dataclass
 class Outcome:
@@ -169,38 +172,56 @@ def outcome_compute(*, project: Project, method: str, answers: list[GivenAnswer]
 
 
 def _write(project: Project, outcome: Outcome, answers: list[GivenAnswer], gold: dict[int, Answer]) -> int:
-    """Store labels and qualities in one transaction; reviewer answers are left alone."""
+    """Store labels, then qualities; reviewer answers are left alone.
+
+    Labels are written in batches, each its own short transaction that locks its items
+    first, in id order, as a submit and a review do (item, then its consensus, then the
+    project): the pass never holds a consensus row while it waits for an item, so it and
+    the submits it runs beside cannot deadlock, and no submit waits for the whole pass.
+    A pass that stops half-way is run again whole (the writes are upserts)."""
     now = timezone.now()
-    with transaction.atomic():
-        reviewed = set(
-            ItemConsensus.objects.filter(project=project, reviewed_at__isnull=False).values_list("item_id", flat=True)
-        )
-        complete = set(
-            Item.objects.filter(
-                project=project, annotation_count__gte=F("extra_annotations") + project.overlap
-            ).values_list("pk", flat=True)
-        )
-        rows = []
-        for item_id, verdict in outcome.consensus.items():
-            if item_id in reviewed:
-                continue
-            method = outcome.method
-            if item_id in gold:  # a gold item's label is known
-                verdict, method = Verdict(gold[item_id], 1.0, {}), GOLD_METHOD
-            rows.append(
-                verdict.row(project=project, item_id=item_id, method=method, is_provisional=item_id not in complete)
+    complete = set(
+        Item.objects.filter(
+            project=project, annotation_count__gte=F("extra_annotations") + project.overlap
+        ).values_list("pk", flat=True)
+    )
+    item_ids = sorted(set(outcome.consensus) | complete)
+    written = 0
+    for start in range(0, len(item_ids), WRITE_BATCH):
+        batch = item_ids[start : start + WRITE_BATCH]
+        with transaction.atomic():
+            list(Item.objects.filter(pk__in=batch).order_by("pk").select_for_update().values_list("pk", flat=True))
+            # Read under the item locks: a review that lands during the pass is kept.
+            reviewed = set(
+                ItemConsensus.objects.filter(item_id__in=batch, reviewed_at__isnull=False).values_list(
+                    "item_id", flat=True
+                )
             )
-        ItemConsensus.objects.bulk_create(
-            rows,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["item"],
-            update_fields=["parts", "confidence", "posteriors", "method", "is_provisional", "updated_at"],
-        )
-        Item.objects.filter(project=project, pk__in=complete, consolidated_at__isnull=True).update(consolidated_at=now)
+            rows = []
+            for item_id in batch:
+                verdict = outcome.consensus.get(item_id)
+                if verdict is None or item_id in reviewed:
+                    continue
+                method = outcome.method
+                if item_id in gold:  # a gold item's label is known
+                    verdict, method = Verdict(gold[item_id], 1.0, {}), GOLD_METHOD
+                rows.append(
+                    verdict.row(project=project, item_id=item_id, method=method, is_provisional=item_id not in complete)
+                )
+            ItemConsensus.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["item"],
+                update_fields=["parts", "confidence", "posteriors", "method", "is_provisional", "updated_at"],
+            )
+            Item.objects.filter(pk__in=[pk for pk in batch if pk in complete], consolidated_at__isnull=True).update(
+                consolidated_at=now
+            )
+            written += len(rows)
+    with transaction.atomic():
         _qualities_write(project, outcome, answers)
         Project.objects.filter(pk=project.pk).update(pending_consolidation=0)
-    return len(rows)
+    return written
 
 
 def _qualities_write(project: Project, outcome: Outcome, answers: list[GivenAnswer]) -> None:
@@ -223,7 +244,7 @@ def _qualities_write(project: Project, outcome: Outcome, answers: list[GivenAnsw
                 else None,
                 method=outcome.method,
             )
-            for annotator_id in annotators
+            for annotator_id in sorted(annotators)
         ],
         update_conflicts=True,
         unique_fields=["project", "annotator"],

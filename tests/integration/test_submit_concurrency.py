@@ -8,10 +8,15 @@ import uuid
 import pytest
 from django.db import connection
 
-from apps.annotation.models import Annotation, AnnotationLabel, Assignment, AssignmentState
+from apps.annotation.consensus import consensus_override, consolidation_request
+from apps.annotation.consolidation import consolidation_run
+from apps.annotation.models import Annotation, AnnotationLabel, Assignment, AssignmentState, ItemConsensus
 from apps.annotation.services import SubmitRefused, annotation_submit, task_next_for_annotator
-from apps.projects.models import Item, Project
+from apps.projects.answers import Answer, LabelPart
+from apps.projects.jobs import JobState
+from apps.projects.models import Item, Project, Role
 from apps.projects.services import project_update
+from tests.factories import MembershipFactory, UserFactory
 from tests.helpers import make_cast
 
 needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs DATABASE_URL=postgres://...")
@@ -110,3 +115,63 @@ def test_one_submission_id_sent_for_two_items_at_once_saves_one_and_refuses_the_
     other = second if stored.assignment_id == first.pk else first
     assert Assignment.objects.get(pk=other.pk).state == AssignmentState.LEASED
     assert Item.objects.get(pk=other.item_id).annotation_count == 0
+
+
+@pytest.mark.services
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_full_passes_and_reviews_beside_many_submits_never_deadlock():
+    """bench/soak.py saw a consolidation fail on a deadlock with the submits beside it: the
+    pass locked consensus rows, then items, while a submit (and a review) lock an item,
+    then its consensus. Now every writer takes the item first."""
+    cast, project = _project()
+    project_update(project=project, data={"overlap": 2, "gold_ratio": 0.0, "consolidate_every": 1000})
+    Item.objects.bulk_create(Item(project=cast.project, text=f"More {n}") for n in range(60))
+    annotators = [cast.annotator, cast.other_annotator]
+    for n in range(2):
+        user = UserFactory(username=f"crowd{n}")
+        MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+        annotators.append(user)
+    labels = ["World", "Sports", "Business", "Science"]
+    answering = threading.Event()
+
+    def annotate(annotator):
+        def run():
+            for n in range(400):
+                task = task_next_for_annotator(project=project, annotator=annotator)
+                if task.assignment is None:
+                    break
+                answering.set()
+                annotation_submit(
+                    project=project,
+                    annotator=annotator,
+                    assignment_id=task.assignment.pk,
+                    value=labels[(task.assignment.item_id + n) % 4],
+                    submission_id=uuid.uuid4(),
+                )
+            return "done"
+
+        return run
+
+    def consolidate():
+        answering.wait(30)
+        for _ in range(6):
+            run = consolidation_request(project=project)
+            done = consolidation_run(run_id=run.pk)
+            assert done is not None and done.state == JobState.SUCCEEDED, done and done.error
+        return "done"
+
+    def review():
+        answering.wait(30)
+        for item in Item.objects.filter(project=project).order_by("-pk")[:30]:
+            consensus_override(
+                item=item, answer=Answer([LabelPart(None, None, cast.labels["World"].pk)]), reviewer=cast.reviewer
+            )
+        return "done"
+
+    outcomes = _race([*(annotate(a) for a in annotators), consolidate, review])
+
+    assert outcomes == ["done"] * len(outcomes), [o for o in outcomes if o != "done"][:3]
+    assert Annotation.objects.count() == Assignment.objects.filter(state=AssignmentState.SUBMITTED).count()
+    reviewed = ItemConsensus.objects.filter(project=project, reviewed_at__isnull=False)
+    assert reviewed.count() == 30 and all(c.method == "reviewer" for c in reviewed)
