@@ -148,9 +148,10 @@ def _import_held(job: ImportJob, deadline: float | None) -> ImportJob:
     except FileProblem as problem:
         return job_finish(job, state=JobState.FAILED, error=str(problem))
     except _InlineTimeUp:
-        # Nothing was written (the write is one transaction): a worker starts the job over.
+        # Nothing was written (the write is one transaction): a worker starts the job over,
+        # with all its attempts (the request's try was no worker dying).
         ImportJob.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
-            state=JobState.QUEUED, stage="Continuing in the background"
+            state=JobState.QUEUED, stage="Continuing in the background", attempts=0
         )
         job_send(job)
         job.refresh_from_db()

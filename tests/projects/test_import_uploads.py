@@ -43,6 +43,7 @@ def test_an_inline_import_past_its_time_budget_moves_to_a_worker(cast, django_ca
             job = run(cast, upload("small.jsonl", content))
 
         assert job.state == JobState.QUEUED and job.stage == "Continuing in the background"
+        assert job.attempts == 0  # the worker gets every attempt a job has
         assert not Item.objects.filter(project=cast.project).exists()
         for callback in callbacks:
             callback()  # the worker's task, run eagerly in tests: it has no deadline
