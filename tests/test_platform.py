@@ -43,6 +43,21 @@ def test_production_settings_pass_the_deployment_checklist():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_task_is_killed_before_redis_would_deliver_it_again():
+    """At least once, never twice at the same time: a task's hard time limit ends it before
+    Redis gives its unacknowledged message to another worker."""
+    result = manage(
+        "shell", "-c",
+        "from django.conf import settings as s; "
+        "print(s.CELERY_TASK_TIME_LIMIT, s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], "
+        "s.CELERY_TASK_ACKS_LATE, s.CELERY_TASK_REJECT_ON_WORKER_LOST)",
+        DJANGO_SETTINGS_MODULE="platform.settings.dev", CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+    )  # fmt: skip
+
+    limit, visibility, acks_late, reject = result.stdout.splitlines()[-1].split()
+    assert 0 < int(limit) < int(visibility) and acks_late == reject == "True", result.stderr
+
+
 def test_the_openapi_schema_is_valid_and_warning_free():
     result = manage("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
 

@@ -237,6 +237,10 @@ elif CELERY_BROKER_URL.startswith("redis"):
     # long. It must exceed the longest task, or a running task is delivered twice; a worker
     # killed mid-task is found sooner by the job sweep (heartbeats, docs/operations.md).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("QUORUM_TASK_VISIBILITY_TIMEOUT", 12 * 3600)}
+# A task stuck alive (its heartbeat thread beats on while the work hangs) is killed after
+# this long; its job then goes quiet and the sweep resumes or fails it. Below the visibility
+# timeout, so Redis never hands a running task to a second worker. Prefork pools only.
+CELERY_TASK_TIME_LIMIT = env_int("QUORUM_TASK_TIME_LIMIT", 6 * 3600)
 CELERY_TASK_IGNORE_RESULT = True  # state lives in Quorum's own rows (ImportJob, TrainingRun)
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is redelivered, so tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
