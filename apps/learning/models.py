@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from apps.projects.answers import AnswerField
 from apps.projects.jobs import Job, one_active_per_project
 from apps.projects.models import Project
 
@@ -122,3 +123,166 @@ class EmbeddingJob(Job):
 
     def __str__(self) -> str:
         return f"embedding {self.pk} of project {self.project_id} ({len(self.item_ids)} items, {self.state})"
+
+
+# --- weak supervision: labelling functions, their votes, and what the label model makes of them
+
+
+class LabellingFunction(models.Model):
+    """A rule (or the champion, or an imported prediction source) that votes a label or
+    abstains. ``definition`` is the function in the import format (apps/learning/rules.py);
+    editing it makes a new version (``LabellingFunctionVersion``), and votes record the
+    version they came from, so stale votes are known."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labelling_functions")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    definition = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="one_function_name_per_project")]
+
+    def __str__(self) -> str:
+        return f"labelling function {self.name} v{self.version} of project {self.project_id}"
+
+
+class LabellingFunctionVersion(models.Model):
+    """Every definition a function has had, newest last."""
+
+    function = models.ForeignKey(LabellingFunction, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["function", "number"]
+        constraints = [models.UniqueConstraint(fields=["function", "number"], name="one_function_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.function.name} v{self.number}"
+
+
+class RuleVote(models.Model):
+    """A function's vote on an item (abstentions are not stored): a label for classification,
+    proposed spans for entity projects (``spans``: [[start, end, label id], ...])."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("projects.Item", on_delete=models.CASCADE, related_name="+")
+    function = models.ForeignKey(LabellingFunction, on_delete=models.CASCADE, related_name="votes")
+    version = models.PositiveIntegerField()
+    label = models.ForeignKey("projects.Label", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    spans = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["function", "item"], name="one_vote_per_function_item")]
+        indexes = [models.Index(fields=["project", "item"])]
+
+    def __str__(self) -> str:
+        return f"vote of {self.function_id} on item {self.item_id}"
+
+
+class ExternalPrediction(models.Model):
+    """A prediction imported from outside (another team's model, a Label Studio
+    ``predictions`` block), which an ``external`` function turns into votes."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=100)
+    item = models.ForeignKey("projects.Item", on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey("projects.Label", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    spans = models.JSONField(default=list, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "source", "item"], name="one_prediction_per_source_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} on item {self.item_id}"
+
+
+class WeakLabel(models.Model):
+    """The label model's label for an item no person has labelled yet: training data marked
+    as weak, kept apart from people's answers and the consensus, weighted by ``confidence``."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.OneToOneField("projects.Item", on_delete=models.CASCADE, related_name="weak_label")
+    answer = AnswerField(default=list)
+    confidence = models.FloatField()
+    posteriors = models.JSONField(default=dict, blank=True)  # label id -> probability
+    method = models.CharField(max_length=40)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"weak label of item {self.item_id}"
+
+
+class SourceKind(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    FUNCTION = "function", "Labelling function"
+
+
+class SourceEstimate(models.Model):
+    """What the one source model learnt about one source: people and functions side by side."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    key = models.CharField(max_length=100)  # user id or function name
+    title = models.CharField(max_length=200)
+    accuracy = models.FloatField(null=True, blank=True)
+    coverage = models.FloatField(default=0.0)
+    votes = models.PositiveIntegerField(default=0)
+    flagged = models.BooleanField(default=False)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "-accuracy"]
+        constraints = [models.UniqueConstraint(fields=["project", "kind", "key"], name="one_estimate_per_source")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.title}: {self.accuracy}"
+
+
+class RuleApplication(Job):
+    """Applying every enabled function to the project's items, then fitting the label model.
+
+    Like a pool ranking, it is split into chunks of item ids that any number of workers apply
+    side by side; the chunk that completes it fits the label model (``weak.weak_labels_fit``)."""
+
+    claimed_by_task = False
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rule_applications")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    item_count = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.JSONField(default=list, blank=True)
+    chunk_bounds = models.JSONField(default=list, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [one_active_per_project("one_active_rule_application_per_project")]
+
+    def __str__(self) -> str:
+        return f"rule application {self.pk} of project {self.project_id} ({self.state})"
+
+    def resume_messages(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return [
+            ("learning.rule_apply_chunk", (self.pk, index, first, last))
+            for index, (first, last) in enumerate(self.chunk_bounds)
+            if index not in self.chunks_done
+        ]

@@ -90,7 +90,7 @@ def _train(run: TrainingRun, report: RunReporter) -> bool:
         features = features_for(project)
     if len(sets.train.item_ids) < MIN_TRAINING_ITEMS:
         raise ValidationError(
-            f"Only {len(sets.train.item_ids)} consolidated labels to train on; "
+            f"Only {len(sets.train.item_ids)} labels (consolidated or weak) to train on; "
             f"at least {MIN_TRAINING_ITEMS} are needed."
         )
     number = (
@@ -120,7 +120,9 @@ def _train(run: TrainingRun, report: RunReporter) -> bool:
             )
         except Exception as error:  # noqa: BLE001  (a champion that cannot be loaded is beaten by default)
             logger.warning("champion v%s could not be evaluated: %s", current.number, error)
-    better = champion_metrics is None or _score(metrics) > _score(champion_metrics)
+    # With nothing to judge by (no gold, no consensus: a model on weak labels alone) the
+    # newer training data wins; otherwise the challenger must score better on the same items.
+    better = champion_metrics is None or not sets.evaluation.item_ids or _score(metrics) > _score(champion_metrics)
     with transaction.atomic():
         locked_champion = (
             ModelVersion.objects.select_for_update().filter(project=project, status=VersionStatus.CHAMPION).first()
@@ -172,6 +174,8 @@ def _snapshot(project: Project, sets: Sets) -> dict[str, Any]:
     return {
         "labels": {str(label.pk): label.name for label in project.labels.all()},
         "train_items": len(sets.train.item_ids),
+        "weak_items": sets.train.weak_count,
+        "human_items": len(sets.train.item_ids) - sets.train.weak_count,
         "label_counts": counts,
         "consolidation_method": project.consolidation_method,
         "weighted_by_confidence": project.train_weight_by_confidence,

@@ -1,9 +1,12 @@
-"""What a model learns from and is judged by: consolidated human labels to train on, and
-held-out items to evaluate on.
+"""What a model learns from and is judged by: consolidated human labels and weak labels to
+train on, and held-out items to evaluate on.
 
 The evaluation set is the gold items when there are at least ``MIN_GOLD_FOR_EVALUATION``,
 else a fixed fifth of the consolidated items (chosen by a hash of the item id, so every
-run is judged on the same ones), never trained on. Model labels are never training data.
+run is judged on the same ones), never trained on; with neither, it is empty and the model
+says "no evaluation yet". Model labels are never training data. Weak labels (the label
+model's, apps/learning/weak.py) train on the items no person's label covers, marked as weak
+and weighted by their confidence; a person's label replaces the weak one on the same item.
 """
 
 import hashlib
@@ -14,6 +17,8 @@ from apps.projects.answers import Answer
 from apps.projects.models import Project, TaskType
 from apps.projects.selectors import gold_answers
 
+from .models import WeakLabel
+
 MIN_GOLD_FOR_EVALUATION = 20
 
 
@@ -22,11 +27,23 @@ class LabelledSet:
     item_ids: list[int] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    # Per item: True for a weak label, and its label model posteriors (label id -> p), if any.
+    weak: list[bool] = field(default_factory=list)
+    posteriors: list[dict[int, float] | None] = field(default_factory=list)
 
-    def add(self, item_id: int, answer: Answer, weight: float = 1.0) -> None:
+    def add(
+        self, item_id: int, answer: Answer, weight: float = 1.0, *, weak: bool = False,
+        posteriors: dict[int, float] | None = None,
+    ) -> None:  # fmt: skip
         self.item_ids.append(item_id)
         self.answers.append(answer)
         self.weights.append(weight)
+        self.weak.append(weak)
+        self.posteriors.append(posteriors)
+
+    @property
+    def weak_count(self) -> int:
+        return sum(self.weak)
 
 
 @dataclass
@@ -64,4 +81,15 @@ def sets_build(*, project: Project) -> Sets:
                 chosen.append(row)
     for item_id, answer, confidence in chosen:
         train.add(item_id, answer, float(confidence) if project.train_weight_by_confidence else 1.0)
+    _weak_add(project, train, taken={row[0] for row in labelled} | set(gold))
     return Sets(train, evaluation, source)
+
+
+def _weak_add(project: Project, train: LabelledSet, taken: set[int]) -> None:
+    """Weak labels of the items no person's label (nor gold) covers, weighted by confidence."""
+    rows = WeakLabel.objects.filter(project=project).order_by("item_id")
+    for item_id, answer, confidence, posteriors in rows.values_list("item_id", "answer", "confidence", "posteriors"):
+        if item_id in taken or not answer:
+            continue
+        soft = {int(label): float(p) for label, p in (posteriors or {}).items()} or None
+        train.add(item_id, answer, float(confidence), weak=True, posteriors=soft)

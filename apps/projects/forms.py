@@ -8,7 +8,7 @@ from .services import PROJECT_EDITABLE_FIELDS
 # Learning settings live on the learning page (apps/learning/views.py).
 LEARNING_FIELDS = (
     "sampling_strategy", "strategy_weights", "backbone", "training_mode", "train_every",
-    "train_weight_by_confidence", "prelabel_mode", "auto_label_threshold",
+    "train_weight_by_confidence", "label_model", "prelabel_mode", "auto_label_threshold",
 )  # fmt: skip
 
 

@@ -59,6 +59,15 @@ class TrainingMode(models.TextChoices):
     FINETUNE = "finetune", "Fine-tune the transformer"
 
 
+class LabelModel(models.TextChoices):
+    """How labelling functions' votes (and people's answers, as sources beside them) are
+    combined into weak labels: docs/weak_supervision.md says why Dawid-Skene is the default."""
+
+    DAWID_SKENE = "dawid_skene", "Dawid-Skene over every source (people and functions together)"
+    MAJORITY_VOTE = "majority_vote", "Majority vote of the functions"
+    SNORKEL = "snorkel", "Snorkel's label model"
+
+
 class PrelabelMode(models.TextChoices):
     SHOW = "show", "Show suggestions"
     AFTER = "after", "Show only after answering"
@@ -166,6 +175,12 @@ class Project(models.Model):
     )
     train_weight_by_confidence = models.BooleanField(
         default=True, help_text="Weigh each training label by its consensus confidence."
+    )
+    label_model = models.CharField(
+        max_length=20,
+        choices=LabelModel.choices,
+        default=LabelModel.DAWID_SKENE,
+        help_text="How labelling functions' votes become weak labels.",
     )
     prelabel_mode = models.CharField(
         max_length=10,

@@ -39,6 +39,7 @@ PROJECT_EDITABLE_FIELDS = (
     "training_mode",
     "train_every",
     "train_weight_by_confidence",
+    "label_model",
     "prelabel_mode",
     "auto_label_threshold",
 )
