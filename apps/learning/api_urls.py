@@ -13,4 +13,25 @@ urlpatterns = [
     path("projects/<int:project_id>/versions/", api.ModelVersionListApi.as_view(), name="api-versions"),
     path("projects/<int:project_id>/versions/<int:number>/", api.ModelVersionDetailApi.as_view(), name="api-version"),
     path("projects/<int:project_id>/stream/", api.StreamApi.as_view(), name="api-stream"),
+    path(
+        "projects/<int:project_id>/labelling-functions/",
+        api.LabellingFunctionsApi.as_view(),
+        name="api-labelling-functions",
+    ),
+    path(
+        "projects/<int:project_id>/labelling-functions/analysis/",
+        api.FunctionAnalysisApi.as_view(),
+        name="api-labelling-function-analysis",
+    ),
+    path(
+        "projects/<int:project_id>/labelling-functions/application/",
+        api.RuleApplicationApi.as_view(),
+        name="api-rule-application",
+    ),
+    path(
+        "projects/<int:project_id>/external-predictions/",
+        api.PredictionsApi.as_view(),
+        name="api-external-predictions",
+    ),
+    path("projects/<int:project_id>/weak-labels/", api.WeakLabelListApi.as_view(), name="api-weak-labels"),
 ]

@@ -5,7 +5,7 @@ from celery import shared_task
 
 from apps.projects.selectors import project_get
 
-from . import ranking, services, serving, streaming, training
+from . import ranking, services, serving, streaming, training, weak
 from .selectors import version_servable
 
 
@@ -31,6 +31,12 @@ def pool_rank_task(project_id: int) -> None:
 def pool_rank_chunk_task(ranking_id: int, index: int, first: int, last: int) -> None:
     """Score one chunk of a large pool; chunks of one ranking run on any free workers."""
     ranking.pool_rank_chunk(ranking_id=ranking_id, index=index, first=first, last=last)
+
+
+@shared_task(name="learning.rule_apply_chunk")
+def rule_apply_chunk_task(application_id: int, index: int, first: int, last: int) -> None:
+    """Apply the labelling functions to one chunk of items; chunks run on any free workers."""
+    weak.rule_apply_chunk(application_id=application_id, index=index, first=first, last=last)
 
 
 @shared_task(name="learning.stream_score")
