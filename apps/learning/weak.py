@@ -543,8 +543,17 @@ def _human_covered(project: Project) -> set[int]:
 
 
 def _fit(project: Project, sources: Sources, k: int) -> label_models.LabelModelResult:
+    """The project's label model over every source. A function's silence is evidence (a
+    sports-keyword function silent on an item makes Sports less likely); a person's is not
+    (they were not asked), so only functions' abstentions are modelled. Snorkel's model has
+    no per-source weights: there people count as one rule each."""
     method = project.label_model or LabelModel.DAWID_SKENE
-    return label_models.fit(sources.votes.astype(np.int64), k, method, weights=sources.weights)
+    functions = np.array([kind == SourceKind.FUNCTION for kind, _ in sources.keys])
+    if method == LabelModel.SNORKEL:
+        return label_models.fit(sources.votes.astype(np.int64), k, method)
+    return label_models.fit(
+        sources.votes.astype(np.int64), k, method, weights=sources.weights, abstain_signal=functions
+    )
 
 
 def weak_labels_fit(*, project: Project) -> dict[str, Any]:
