@@ -1,13 +1,15 @@
-"""The learning page's settings form. The fields are project settings (apps/projects); the
-projects' settings page leaves these to this page."""
+"""The learning page's settings form (the fields are project settings, apps/projects; the
+projects' settings page leaves these to this page), and the labelling-function editor's."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
 from apps.projects.forms import LEARNING_FIELDS
 from apps.projects.models import Project
 from platform.backbones import backbone_choices, backbone_names
+
+from . import rules
 
 
 class LearningSettingsForm(forms.ModelForm):
@@ -28,3 +30,127 @@ class LearningSettingsForm(forms.ModelForm):
         # Not echoing the input: it may be long, and it is not needed to correct it.
         message = f"Not a backbone this site offers; choose one of: {', '.join(backbone_names())}."
         self.fields["backbone"].error_messages["invalid_choice"] = message
+
+
+# The editor's fields that belong to each kind, in the import format's keys (rules.py).
+KIND_FIELDS = {
+    "keywords": ("keywords", "match", "case_sensitive"),
+    "regex": ("pattern", "case_sensitive"),
+    "similarity": ("threshold", "text"),
+    "model": ("threshold",),
+    "external": ("source", "threshold"),
+    "gazetteer": ("phrases", "case_sensitive"),
+}
+KIND_TITLES = {
+    "keywords": "Keywords",
+    "regex": "Regular expression",
+    "similarity": "Similar to the label's description",
+    "model": "The champion model, when confident",
+    "external": "Imported predictions",
+    "gazetteer": "Gazetteer (phrases of an entity type)",
+}
+LIST_FIELDS = ("keywords", "phrases")
+# A preview may be asked for before the function has a name.
+PREVIEW_NAME = "new-function"
+
+
+class LabellingFunctionForm(forms.Form):
+    """A labelling function as the editor shows it. ``definition()`` turns it into the import
+    format, keeping only the chosen kind's keys; the service checks the rest (rules.py)."""
+
+    name = forms.CharField(
+        max_length=rules.MAX_NAME_CHARS,
+        help_text='Letters, digits, "_", "-" and "."; unique in the project.',
+        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "sports-teams"}),
+    )
+    kind = forms.ChoiceField()
+    label = forms.ChoiceField(required=False, help_text="The label it votes for.")
+    keywords = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "lakers\nchelsea\nworld cup"}),
+        help_text="One per line; it votes when any of them occurs.",
+    )
+    match = forms.ChoiceField(
+        required=False,
+        choices=[("word", "Whole words"), ("substring", "Anywhere, even inside words")],
+        initial="word",
+    )
+    phrases = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "New York\nBank of England"}),
+        help_text="One per line; each whole-word occurrence is proposed as a span.",
+    )
+    pattern = forms.CharField(
+        required=False,
+        max_length=rules.MAX_PATTERN_CHARS,
+        widget=forms.TextInput(attrs={"class": "mono", "autocomplete": "off", "placeholder": r"\b(?:Dow|Nasdaq)\b"}),
+        help_text="A regular expression (Python syntax); it votes when it matches.",
+    )
+    case_sensitive = forms.BooleanField(required=False, label="Case-sensitive")
+    threshold = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+        help_text="From 0 to 1. Empty: 0.4 for similarity (cosine), 0.9 for the model, 0 for predictions.",
+    )
+    text = forms.CharField(
+        required=False,
+        max_length=rules.MAX_PATTERN_CHARS,
+        label="Compare with",
+        help_text="Empty: the label's description, else its name.",
+    )
+    source = forms.CharField(
+        required=False, max_length=rules.MAX_NAME_CHARS, help_text="The name predictions were imported under."
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    enabled = forms.BooleanField(required=False, initial=True, label="Enabled (votes when functions are applied)")
+
+    def __init__(self, *args: Any, project: Project, preview: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        kinds = rules.kinds_for(str(project.task_type))
+        cast(forms.ChoiceField, self.fields["kind"]).choices = [(kind, KIND_TITLES.get(kind, kind)) for kind in kinds]
+        names = list(project.labels.order_by("order", "pk").values_list("name", flat=True))
+        choices = [("", "Choose a label…"), *((name, name) for name in names)]
+        cast(forms.ChoiceField, self.fields["label"]).choices = choices
+        if preview:
+            self.fields["name"].required = False
+
+    @staticmethod
+    def initial_for(definition: dict[str, Any]) -> dict[str, Any]:
+        """The form's values for a function in the import format."""
+        initial = {key: value for key, value in definition.items() if key not in LIST_FIELDS}
+        for key in LIST_FIELDS:
+            if key in definition:
+                initial[key] = "\n".join(definition[key])
+        return initial
+
+    def definition(self) -> dict[str, Any]:
+        """The function in the import format (call after ``is_valid()``)."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        found: dict[str, Any] = {"name": data["name"] or PREVIEW_NAME, "kind": kind}
+        if rules.KINDS[kind].has_label and data["label"]:
+            found["label"] = data["label"]
+        for key in KIND_FIELDS.get(kind, ()):
+            value = data[key]
+            if key in LIST_FIELDS:
+                found[key] = [line.strip() for line in value.splitlines() if line.strip()]
+            elif value not in (None, ""):
+                found[key] = value
+        if data["description"].strip():
+            found["description"] = data["description"].strip()
+        found["enabled"] = data["enabled"]
+        return found
+
+    def kind_fields(self) -> dict[str, list[str]]:
+        """For each field shown for some kinds only: those kinds (the editor hides the rest)."""
+        shown: dict[str, list[str]] = {"label": [k for k, kind in rules.KINDS.items() if kind.has_label]}
+        for kind, keys in KIND_FIELDS.items():
+            for key in keys:
+                shown.setdefault(key, []).append(kind)
+        return shown
+
+
+class FunctionsImportForm(forms.Form):
+    file = forms.FileField(help_text="A JSON file in the import format, up to 1 MB.")
