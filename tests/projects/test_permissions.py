@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun
-from apps.learning.models import ModelVersion, TrainingRun
+from apps.learning.models import LabellingFunction, ModelVersion, RuleApplication, TrainingRun
 from apps.projects.imports import items_import_start
 from apps.projects.models import Item, Membership
 from tests.factories import ItemFactory
@@ -19,6 +19,7 @@ from tests.helpers import api_for, client_for
 
 M, R, A = "manager", "reviewer", "annotator"
 EVERYONE = {M, R, A}
+SPORTS = {"name": "sports-teams", "kind": "keywords", "label": "Sports", "keywords": ["lakers"]}
 
 # (url name, HTTP method, roles allowed)
 MATRIX = [
@@ -92,6 +93,18 @@ MATRIX = [
     ("learning:try", "post", {M, R}),
     ("learning:version", "post", {M}),
     ("learning:download", "get", {M}),
+    ("learning:functions", "get", {M, R}),
+    ("learning:functions_apply", "post", {M}),
+    ("learning:functions_export", "get", {M}),
+    ("learning:functions_import", "post", {M}),
+    ("learning:function_new", "get", {M}),
+    ("learning:function_new", "post", {M}),
+    ("learning:function_preview", "post", {M}),
+    ("learning:function_edit", "get", {M}),
+    ("learning:function_edit", "post", {M}),
+    ("learning:function_enable", "post", {M}),
+    ("learning:function_delete", "post", {M}),
+    ("learning:sources", "get", {M, R}),
     ("api-predict", "post", {M, R}),
     ("api-training-runs", "get", {M, R}),
     ("api-training-runs", "post", {M}),
@@ -100,6 +113,13 @@ MATRIX = [
     ("api-version", "get", {M, R}),
     ("api-version", "post", {M}),
     ("api-stream", "post", {M}),
+    ("api-labelling-functions", "get", {M, R}),
+    ("api-labelling-functions", "put", {M}),
+    ("api-labelling-function-analysis", "get", {M, R}),
+    ("api-rule-application", "get", {M, R}),
+    ("api-rule-application", "post", {M}),
+    ("api-external-predictions", "put", {M}),
+    ("api-weak-labels", "get", {M, R}),
 ]
 
 
@@ -119,6 +139,9 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
             project=cast.project, number=1, defaults={"mode": "head", "backbone": "x"}
         )[0].number,
         "kind": "folder",
+        "function_id": LabellingFunction.objects.get_or_create(
+            project=cast.project, name="sports-teams", defaults={"kind": "keywords", "definition": SPORTS}
+        )[0].pk,
     }
     wanted = _route_kwargs(name)
     return {"project_id": cast.project.pk, **{key: pattern_kwargs[key] for key in wanted if key != "project_id"}}
@@ -173,6 +196,7 @@ def world(cast):
             expires_at=timezone.now() + timedelta(minutes=10),
         )
     items_import_start(project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n"))
+    RuleApplication.objects.create(project=cast.project, state="succeeded")  # the API's "last application"
     return cast
 
 
@@ -233,6 +257,7 @@ def test_anonymous_visitors_are_sent_to_log_in(world, name, method, allowed):
         ("api-member", "membership_id"),
         ("projects:import_detail", "job_id"),
         ("api-import", "job_id"),
+        ("learning:function_edit", "function_id"),
     ],
 )
 def test_ids_of_another_project_are_not_found_through_this_one(world, name, kwarg):
@@ -244,6 +269,9 @@ def test_ids_of_another_project_are_not_found_through_this_one(world, name, kwar
         "membership_id": other.memberships.first().pk,
         "job_id": items_import_start(
             project=other, user=world.outsider, upload=SimpleUploadedFile("b.csv", b"text\nhi\n")
+        ).pk,
+        "function_id": LabellingFunction.objects.create(
+            project=other, name="yes-words", kind="keywords", definition={**SPORTS, "label": "Yes"}
         ).pk,
     }[kwarg]
     kwargs = {**url_kwargs(world, name), kwarg: forged}
