@@ -1,6 +1,11 @@
 """Load Quorum's demo: accounts, a news-topic classification project and an
 entity-span project, from the corpus written for the demo in ``apps/projects/demo_data``,
-labelled in part by simulated annotators, consolidated, and a first model trained.
+labelled in part by simulated annotators, consolidated, and models trained.
+
+The topics project gets the demo's labelling functions (``news_functions.json``) before
+anyone answers: applied at once, their weak labels train model v1 with no human label, as
+the issue's "model before the first human label" promises; people's labels then train the
+next version.
 
 It drives all three apps, so it lives in the top one. Idempotent: running it again leaves
 an existing demo alone (``--reset`` rebuilds it).
@@ -13,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -21,8 +27,10 @@ import apps.projects
 from apps.annotation.consensus import consolidation_request
 from apps.annotation.consolidation import consolidation_run
 from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
+from apps.learning.models import RuleApplication, RuleVote, TrainingRun
 from apps.learning.services import training_request
 from apps.learning.training import training_run_execute
+from apps.learning.weak import functions_import, rule_apply_chunk, rules_apply_request, weak_labels_fit
 from apps.projects.imports import items_import_start
 from apps.projects.jobs import JobState
 from apps.projects.models import Item, Project, Role, TaskType
@@ -35,6 +43,8 @@ ANNOTATORS = [f"annotator{n}" for n in range(1, 6)]
 # one careless (the kind that gold items and consolidation are there to catch).
 ACCURACIES = [0.94, 0.88, 0.8, 0.72, 0.45]
 TOPICS_NAME = "Newsroom topics"
+# The manager's rules of thumb for the topics project, in the import format (README.md there).
+TOPICS_FUNCTIONS = "news_functions.json"
 ENTITIES_NAME = "Newsroom entities"
 
 TOPIC_LABELS = [
@@ -108,21 +118,88 @@ class Command(BaseCommand):
         with transaction.atomic():
             topics = self._topics_project(users)
             entities = self._entities_project(users)
+        self._weak_start(topics, users["manager"])
         self._simulate(topics, users, "news.jsonl", lambda row: row["topic"], answers=560)
         self._simulate(entities, users, "entities.jsonl", lambda row: row["gold_spans"], answers=110)
+        self._weak_refit(topics)
         self._train(topics)
         self.stdout.write(self.style.SUCCESS("Demo loaded."))
 
     def _train(self, project: Project) -> None:
-        """A first model for the topics project, so its model page and pre-labels have
-        something to show (the entities model trains when asked: it takes longer)."""
+        """A model on people's labels (and weak labels where they have none) for the topics
+        project, so its model page compares it with v1 and pre-labels have something to show
+        (the entities model trains when asked: it takes longer)."""
         run = training_run_execute(run_id=training_request(project=project, trigger="demo").pk)
         if run is not None and run.state == JobState.SUCCEEDED and run.version is not None:
+            snapshot = run.version.snapshot
             self.stdout.write(
-                f"  {project.name}: model v{run.version.number}, macro-F1 {run.metrics.get('macro_f1', 0):.2f}"
+                f"  {project.name}: model v{run.version.number} on {snapshot.get('human_items', 0)} people's labels "
+                f"and {snapshot.get('weak_items', 0)} weak labels, macro-F1 {run.metrics.get('macro_f1', 0):.2f}, "
+                + ("promoted to champion" if run.promoted else "kept as challenger")
             )
         else:
             self.stdout.write(f"  {project.name}: no model ({run.error if run else 'not run'})")
+
+    def _weak_start(self, project: Project, manager: Any) -> None:
+        """Before anyone answers: the manager's functions, applied here chunk by chunk as
+        workers would, and model v1 trained on their weak labels alone."""
+        path = DEMO_DIR / TOPICS_FUNCTIONS
+        if not path.is_file():
+            raise CommandError(f"The demo's labelling functions {path} are missing.")
+        try:
+            functions_import(project=project, raw=path.read_bytes(), user=manager)
+            application = rules_apply_request(project=project, user=manager)
+        except ValidationError as error:
+            raise CommandError(f"The demo's labelling functions cannot be applied: {error.messages}") from None
+        for index, (first, last) in enumerate(application.chunk_bounds):
+            rule_apply_chunk(application_id=application.pk, index=index, first=first, last=last)
+        application.refresh_from_db()
+        self._report_application(project, application)
+        self._train_weak(project)
+
+    def _report_application(self, project: Project, application: RuleApplication) -> None:
+        if application.state != JobState.SUCCEEDED:
+            self.stdout.write(f"  {project.name}: functions not applied ({application.state}: {application.error})")
+            return
+        covered = RuleVote.objects.filter(project=project).values("item_id").distinct().count()
+        summary = application.summary
+        self.stdout.write(
+            f"  {project.name}: {summary['functions']} labelling functions cover {covered} of "
+            f"{application.item_count} items; {summary['weak_labels']} weak labels ({summary['method']})"
+        )
+
+    def _train_weak(self, project: Project) -> None:
+        """The run the application requested when no person had labelled yet, run here if no
+        worker has taken it."""
+        run = TrainingRun.objects.filter(project=project, trigger="weak").order_by("-pk").first()
+        if run is None:
+            self.stdout.write(f"  {project.name}: no training on weak labels was requested")
+            return
+        if run.state == JobState.QUEUED:
+            run = training_run_execute(run_id=run.pk) or run
+        if run.state != JobState.SUCCEEDED or run.version is None:
+            self.stdout.write(f"  {project.name}: no model on weak labels ({run.state} {run.error})")
+            return
+        version = run.version
+        judged = (
+            f"macro-F1 {run.metrics.get('macro_f1', 0):.2f} on {version.evaluation['size']} "
+            f"{version.evaluation['source']} items"
+            if version.evaluation.get("size")
+            else "no evaluation yet"
+        )
+        self.stdout.write(
+            f"  {project.name}: model v{version.number} on {version.snapshot.get('weak_items', 0)} weak labels "
+            f"and no human label, {judged}"
+        )
+
+    def _weak_refit(self, project: Project) -> None:
+        """With people's answers in, one label model weighs them and the functions together,
+        so the reports page shows every source's estimated accuracy."""
+        summary = weak_labels_fit(project=project)
+        self.stdout.write(
+            f"  {project.name}: label model refit with people's answers, "
+            f"{summary['weak_labels']} weak labels left on items no consensus covers"
+        )
 
     def _simulate(self, project: Project, users: dict[str, Any], corpus_name: str, truth_of: Any, answers: int) -> None:
         """Simulated annotators label part of the project, so every page has data."""
