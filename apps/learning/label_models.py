@@ -35,7 +35,6 @@ PRIOR_ACCURACY = 0.7
 PRIOR_CLASS_VOTES = 1.0
 MAX_ITERATIONS = 200
 TOLERANCE = 1e-6
-SNORKEL_EPOCHS = 500
 
 
 @dataclass
@@ -250,9 +249,7 @@ def _fit_snorkel(votes: np.ndarray, k: int, balance: np.ndarray | None, seed: in
         votes[covered],
         class_balance=None if balance is None else list(np.asarray(balance, float) / np.sum(balance)),
         progress_bar=False,
-        n_epochs=SNORKEL_EPOCHS,
-        seed=seed,
-        log_freq=SNORKEL_EPOCHS,
+        seed=seed,  # training as Snorkel's defaults have it (100 epochs): longer overfits the votes
     )
     probs[covered] = model.predict_proba(votes[covered])
     accuracies = np.asarray(model.get_weights(), float)
