@@ -50,13 +50,27 @@ KIND_TITLES = {
     "gazetteer": "Gazetteer (phrases of an entity type)",
 }
 LIST_FIELDS = ("keywords", "phrases")
+# What a kind cannot do without (the rest have defaults); every kind with a label needs it too.
+KIND_NEEDS = {
+    "keywords": ("keywords", "match"),
+    "regex": ("pattern",),
+    "external": ("source",),
+    "gazetteer": ("phrases",),
+}
+NEEDED_SOMEWHERE = ("label", "keywords", "match", "pattern", "source", "phrases")
 # A preview may be asked for before the function has a name.
 PREVIEW_NAME = "new-function"
 
 
 class LabellingFunctionForm(forms.Form):
     """A labelling function as the editor shows it. ``definition()`` turns it into the import
-    format, keeping only the chosen kind's keys; the service checks the rest (rules.py)."""
+    format, keeping only the chosen kind's keys; the service checks the rest (rules.py).
+
+    Which fields are required depends on the kind, which the person may change on the page:
+    so no ``required`` attribute in the HTML (hidden fields of other kinds would block the
+    submit), and each kind's own fields are required only when that kind is submitted."""
+
+    use_required_attribute = False
 
     name = forms.CharField(
         max_length=rules.MAX_NAME_CHARS,
@@ -115,6 +129,20 @@ class LabellingFunctionForm(forms.Form):
         cast(forms.ChoiceField, self.fields["label"]).choices = choices
         if preview:
             self.fields["name"].required = False
+        if self.is_bound:
+            self._require_for(str(self.data.get("kind", "")))
+        else:
+            # Shown empty, each kind's own fields look required (each is, for its kind).
+            for key in NEEDED_SOMEWHERE:
+                self.fields[key].required = True
+
+    def _require_for(self, kind: str) -> None:
+        """A submitted function: the fields its kind needs are required, the others' are not."""
+        needed = set(KIND_NEEDS.get(kind, ()))
+        if kind in rules.KINDS and rules.KINDS[kind].has_label:
+            needed.add("label")
+        for key in NEEDED_SOMEWHERE:
+            self.fields[key].required = key in needed
 
     @staticmethod
     def initial_for(definition: dict[str, Any]) -> dict[str, Any]:

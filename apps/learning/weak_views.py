@@ -16,13 +16,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.projects import selectors as project_selectors
+from apps.projects.jobs import JobState
 from apps.projects.models import Project, TaskType
 from apps.projects.selectors import MANAGE, REVIEW
 from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message, render_page
 
 from . import rules, weak
 from .forms import KIND_FIELDS, FunctionsImportForm, LabellingFunctionForm
-from .models import LabellingFunction, SourceEstimate, SourceKind
+from .models import LabellingFunction, RuleApplication, SourceEstimate, SourceKind
 
 FUNCTIONS_PAGE = "learning/functions.html"
 EDITOR_PAGE = "learning/function_edit.html"
@@ -36,12 +37,17 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
-def _table_rows(project: Project) -> list[dict[str, Any]]:
-    """The analysis rows, with their shares as percentages too."""
+def _table_rows(project: Project, application: RuleApplication | None) -> list[dict[str, Any]]:
+    """The analysis rows, with their shares as percentages too. Votes of its version say a
+    function was applied; one that fired on nothing has none, so the last finished
+    application says so for a function unchanged since that application started."""
     rows = weak.functions_analysis(project=project)
     shares = ("coverage", "overlaps", "conflicts", "empirical_accuracy", "estimated_accuracy")
+    finished = application if application and application.state == JobState.SUCCEEDED else None
     for row in rows:
         row["percent"] = {key: _percent(row[key]) for key in shares}
+        if finished and finished.started_at and row["function"].updated_at <= finished.started_at:
+            row["applied"] = True
     return rows
 
 
@@ -76,7 +82,7 @@ def _sources_context(project: Project) -> dict[str, Any]:
         "estimates": [
             {"estimate": e, "accuracy": _percent(e.accuracy), "coverage": _percent(e.coverage)} for e in estimates
         ],
-        "sources_chart": sources_chart(estimates),
+        "sources_chart_json": json.dumps(sources_chart(estimates)),
         # Room for every bar: about 28 px a source, plus the axis and the legend.
         "chart_height": max(160, 28 * rated + 80),
     }
@@ -87,7 +93,7 @@ def _functions_context(project: Project, **extra: Any) -> dict[str, Any]:
     return {
         "project": project,
         "supported": project.task_type != TaskType.MULTI_LABEL,
-        "rows": _table_rows(project),
+        "rows": _table_rows(project, application),
         "application": application,
         "active": application is not None and application.is_active,
         "import_form": FunctionsImportForm(),
