@@ -9,6 +9,7 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.learning import weak
 from apps.learning.models import (
@@ -112,6 +113,20 @@ def test_it_says_when_a_function_has_not_been_applied_since_its_edit(world):
     assert "edited since the last application" in response.content.decode()
 
 
+def test_a_function_that_fired_on_nothing_is_applied_once_an_application_has_run(world):
+    rare = {"name": "rare-words", "kind": "keywords", "label": "Science", "keywords": ["telescope"]}
+    weak.function_save(project=world.project, data=rare)
+    client = client_for(world.reviewer)
+
+    assert [row["applied"] for row in client.get(url("functions", world)).context["rows"]] == [False, True]
+
+    RuleApplication.objects.create(project=world.project, state=JobState.SUCCEEDED, started_at=timezone.now())
+    response = client.get(url("functions", world))
+
+    assert [row["applied"] for row in response.context["rows"]] == [True, True]
+    assert "not applied yet" not in response.content.decode()
+
+
 def test_a_low_accuracy_function_is_flagged(world):
     SourceEstimate.objects.create(
         project=world.project, kind=SourceKind.FUNCTION, key="sports-teams", title="sports-teams", accuracy=0.3,
@@ -189,7 +204,7 @@ def test_a_manager_switches_a_function_off_and_on(world):
     assert not function.enabled and function.definition["enabled"] is False and function.version == 1
     # htmx gets the table back, its row now offering to switch the function on.
     page = response.content.decode()
-    assert page.lstrip().startswith('<section class="card" id="functions-table"') and "Turn on" in page
+    assert page.lstrip().startswith('<section class="card" id="functions-table"') and 'aria-pressed="false"' in page
 
     client.post(url("function_enable", world, function_id=function.pk), {"enabled": "on"})
     function.refresh_from_db()
@@ -255,6 +270,19 @@ def test_the_editor_keeps_only_the_chosen_kinds_keys(world):
 
     definition = LabellingFunction.objects.get(name="rates").definition
     assert definition["pattern"] == r"\brates?\b" and "keywords" not in definition and "threshold" not in definition
+
+
+def test_what_a_kind_needs_is_required_for_that_kind_only(world):
+    client = client_for(world.manager)
+
+    refused = client.post(url("function_new", world), form_data(label="", keywords=""))
+    assert refused.status_code == 200 and set(refused.context["form"].errors) == {"label", "keywords"}
+    assert not LabellingFunction.objects.filter(name="money").exists()
+
+    # A model function votes the champion's label: no label, no keywords.
+    client.post(url("function_new", world), form_data(kind="model", label="", keywords="", threshold="0.8"))
+    definition = LabellingFunction.objects.get(name="money").definition
+    assert definition == {"name": "money", "kind": "model", "threshold": 0.8, "enabled": True}
 
 
 def test_editing_makes_a_new_version_and_an_unchanged_save_does_not(world):
@@ -434,7 +462,7 @@ def test_the_sources_fragment_shows_people_and_functions_side_by_side(world):
 
     page = response.content.decode()
     assert page.lstrip().startswith('<section class="card" id="sources"') and "92.0%" in page and "71.0%" in page
-    chart = json.loads(re.search(r'<script id="sources-chart" type="application/json">(.*?)</script>', page)[1])
+    chart = json.loads(html.unescape(re.search(r'<div hidden id="sources-chart">(.*?)</div>', page)[1]))
     assert chart["data"]["labels"] == ["annotator", "sports-teams"]
     assert chart["data"]["datasets"][0]["data"] == [92.0, None] and chart["data"]["datasets"][1]["data"] == [None, 71.0]
 
