@@ -17,6 +17,7 @@ from apps.projects.models import GoldLabel, Item
 from tests.helpers import make_cast
 
 from .conftest import log_in
+from .test_stored_xss import Watch, check, payload, visit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -136,3 +137,32 @@ def test_the_table_sorts_from_the_keyboard_and_the_reports_page_shows_the_source
     expect(sources).to_contain_text("93.0%")
     expect(sources.locator("canvas[data-drawn]")).to_be_attached()  # drawn after htmx swapped it in
     fits_and_shoot(page, "reports")
+
+
+def test_payloads_in_functions_texts_and_sources_run_nowhere(page, live_server):
+    """Stored XSS on these pages, under the CSP (the watch of test_stored_xss.py): a label
+    name, a function's description and keywords, item texts (highlighted by the preview)
+    and a source's title hold script; none runs and each is shown as text."""
+    cast = make_cast(label_names=("Plain", payload("l1")))
+    labelled = payload("l1")
+    for n in range(3):
+        Item.objects.create(project=cast.project, text=f"{payload('tx')} story {n}")
+    data = {"name": "xss", "kind": "keywords", "label": labelled, "keywords": ["story", "<script>"]}
+    function = weak.function_save(project=cast.project, data={**data, "description": payload("de")})
+    weak.votes_compute(cast.project, [function], list(cast.project.items.values_list("pk", flat=True)))
+    SourceEstimate.objects.create(project=cast.project, kind=SourceKind.ANNOTATOR, key="1", title=payload("so"))
+    watch = Watch(origin=live_server.url)
+    watch.attach(page)
+    problems: list[str] = []
+    log_in(page, live_server, "manager")
+    base = f"{live_server.url}/projects/{cast.project.pk}"
+
+    visit(page, watch, f"{base}/learning/functions/", ("l1", "de", "so"), problems)
+    page.goto(f"{base}/learning/functions/{function.pk}/edit/")
+    expect(page.locator("#preview-hits mark").first).to_have_text("story")
+    check(page, watch, "editor with its preview", ("l1", "de", "tx"), problems)
+    page.goto(f"{base}/reports/")
+    expect(page.locator("#weak-sources #sources")).to_be_visible()
+    check(page, watch, "reports with the sources", ("so",), problems)
+
+    assert problems == [], "\n".join(problems)
