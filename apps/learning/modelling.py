@@ -28,7 +28,15 @@ from . import embeddings
 from .cache import Features
 from .features import NEIGHBOURS, WEIGHT, smooth
 from .finetune import finetune_sequence, finetune_tokens, predict_sequence, predict_tokens
-from .heads import LinearHead, MultiLabelHead, head_fit, head_from_tensors, multilabel_fit
+from .heads import (
+    LinearHead,
+    MultiLabelHead,
+    head_fit,
+    head_from_tensors,
+    multilabel_fit,
+    self_train,
+    soft_head_fit,
+)
 from .models import ModelVersion
 from .store import artifact_path, backbone_resolve
 from .training_sets import LabelledSet, Sets
@@ -150,7 +158,10 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
                           len(present), artifact / "model", progress=progress)  # fmt: skip
         _config(artifact, mode=TrainingMode.FINETUNE, classes=present, **common)
         return Trained(SequencePredictor(artifact / "model", present), {"learning_rate": 5e-5, "min_steps": 150})
-    head = head_fit(features.smoothed[rows], answers, weights=np.array(sets.train.weights))
+    if sets.train.weak_count:
+        head = _weak_head(sets, features, labels)
+    else:
+        head = head_fit(features.smoothed[rows], answers, weights=np.array(sets.train.weights))
     progress(1.0)
     artifact.mkdir(parents=True, exist_ok=True)
     save_file(head.tensors(), str(artifact / "head.safetensors"))
@@ -159,6 +170,30 @@ def train(project: Project, mode: str, sets: Sets, features: Features, backbone:
     _config(artifact, mode=TrainingMode.HEAD, classes=head.classes, smoothing=smoothing, c=head.c, c_search=head.search,
             **common)  # fmt: skip
     return Trained(HeadPredictor(head, features, folder, "single"), {"C": head.c, "C_search": head.search})
+
+
+def _weak_head(sets: Sets, features: Features, labels: list[int]) -> LinearHead:
+    """A head for a training set with weak labels: fitted on soft labels (the label model's
+    posteriors; people's labels one-hot), each item weighted by its confidence, then
+    self-trained on the items it is surest of. Evaluation items are never pseudo-labelled."""
+    targets = np.zeros((len(sets.train.item_ids), len(labels)))
+    for row, (answer, posteriors) in enumerate(zip(sets.train.answers, sets.train.posteriors, strict=True)):
+        if posteriors:
+            for label, probability in posteriors.items():
+                if label in labels:
+                    targets[row, labels.index(label)] = probability
+        if targets[row].sum() == 0 and answer.label_id in labels:
+            targets[row, labels.index(answer.label_id)] = 1.0
+    known = targets.sum(axis=1) > 0
+    targets = targets[known] / targets[known].sum(axis=1, keepdims=True)
+    weights = np.array(sets.train.weights)[known]
+    train_rows = features.rows(np.array(sets.train.item_ids)[known])
+    head = soft_head_fit(features.smoothed[train_rows], targets, labels, weights)
+    # Self-training sees every item but the evaluation set: positions into that pool.
+    held_out = set(features.rows(sets.evaluation.item_ids).tolist()) if sets.evaluation.item_ids else set()
+    pool_rows = np.array([row for row in range(len(features.ids)) if row not in held_out], dtype=np.int64)
+    labelled = np.searchsorted(pool_rows, train_rows)
+    return self_train(head, features.smoothed[pool_rows], labelled, targets, labels, weights)
 
 
 def predictor_load(version: ModelVersion, features: Features) -> Any:
