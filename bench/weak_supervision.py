@@ -188,9 +188,6 @@ def label_models_report(bench: Bench, votes: np.ndarray) -> dict[str, label_mode
     say("(acc (all): uncovered items count as wrong)")
     results = {}
     for name, fitting in candidates.items():
-        if name == "snorkel" and not label_models.snorkel_available():
-            say(f"{name:<36} not installed")
-            continue
         result = attempt(name, fitting)
         if result is None:
             continue

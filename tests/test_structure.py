@@ -19,7 +19,7 @@ SOURCES = sorted(
     path for folder in ("apps", "platform") for path in (ROOT / folder).rglob("*.py") if "migrations" not in path.parts
 )
 # Libraries heavy enough to load only where they run (never when a web process starts).
-DEFERRED_LIBRARIES = {"torch", "transformers", "matplotlib"}
+DEFERRED_LIBRARIES = {"torch", "transformers", "matplotlib", "snorkel"}
 
 
 def _tree(path: Path) -> ast.Module:

@@ -12,8 +12,8 @@ Methods:
   people (they abstain because they were not asked). For labelling functions, whose silence
   says something (a sports-keyword function silent on an item makes Sports less likely),
   ``abstain_signal`` models abstaining as one more answer, per source.
-- ``snorkel``: Snorkel's ``LabelModel`` (matrix-completion estimate of LF accuracies),
-  when the ``snorkel`` package is installed.
+- ``snorkel``: Snorkel's ``LabelModel`` (matrix-completion estimate of LF accuracies), from
+  the pinned ``snorkel`` package, loaded only when a project chooses it.
 """
 
 import time
@@ -228,20 +228,10 @@ def _source_accuracies(votes: np.ndarray, posteriors: np.ndarray, confusions: np
 # --- Snorkel -----------------------------------------------------------------------------------------
 
 
-def snorkel_available() -> bool:
-    try:
-        import snorkel.labeling.model  # noqa: F401  # deferred: an optional dependency, probed only
-    except ImportError:
-        return False
-    return True
-
-
 def _fit_snorkel(votes: np.ndarray, k: int, balance: np.ndarray | None, seed: int = 0) -> dict[str, Any]:
-    try:
-        # deferred: snorkel (and torch under it) load only when this method is chosen
-        from snorkel.labeling.model import LabelModel
-    except ImportError as error:
-        raise ValueError('The "snorkel" label model needs the snorkel package, which is not installed.') from error
+    # deferred: snorkel loads torch and tensorboard; only a project that chose it pays for them
+    from snorkel.labeling.model import LabelModel
+
     covered = (votes != ABSTAIN).any(axis=1)
     probs = np.zeros((len(votes), k))
     model = LabelModel(cardinality=k, verbose=False)

@@ -151,7 +151,6 @@ def test_unknown_method_and_bad_weights_are_refused():
         fit(votes, 2, "dawid_skene", weights=np.array([1.0]))
 
 
-@pytest.mark.skipif(not label_models.snorkel_available(), reason="snorkel is not installed")
 def test_snorkel_label_model(synthetic):
     votes, truth = synthetic
     result = fit(votes, CLASSES, "snorkel")
