@@ -17,6 +17,7 @@ makes of them (docs/weak_supervision.md).
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ DEFAULT_SPAN_PRECISION = 0.7
 PREVIEW_LABELLED = 1_000
 PREVIEW_OTHERS = 1_000
 PREVIEW_SHOWN = 25
+# A preview stops after this long (it says how many items it looked at), in batches of this many.
+PREVIEW_SECONDS = 1.5
+PREVIEW_BATCH = 100
 
 
 def _task_type(project: Project) -> str:
@@ -147,8 +151,11 @@ def function_enable(*, function: LabellingFunction, enabled: bool) -> LabellingF
     return function
 
 
+@transaction.atomic
 def function_delete(*, function: LabellingFunction) -> None:
-    """A deleted function's votes go with it; weak labels change at the next application."""
+    """A deleted function's votes and estimate go with it; the weak labels it helped make
+    change at the next application."""
+    SourceEstimate.objects.filter(project=function.project, kind=SourceKind.FUNCTION, key=function.name).delete()
     function.delete()
 
 
@@ -416,6 +423,8 @@ def rules_apply_request(*, project: Project, user: User | None = None) -> RuleAp
             project=project, requested_by=user, item_count=len(ids), chunks_total=len(bounds), chunk_bounds=bounds,
             state=JobState.RUNNING, started_at=now, heartbeat_at=now, attempts=1,
             stage=f"Applying {functions.count()} functions to {len(ids):,} items",
+            # What this application applies, so a function that fired on nothing counts as applied.
+            summary={"versions": {function.name: function.version for function in functions}},
         )  # fmt: skip
         for index, (first, last) in enumerate(bounds):
             task_send_on_commit("learning.rule_apply_chunk", application.pk, index, first, last)
@@ -721,8 +730,9 @@ def functions_analysis(*, project: Project) -> list[dict[str, Any]]:
                 gold[row_of[item_id]] = column_of_label[answer.label_id]
     summary = label_models.lf_analysis(votes, max(len(labels), 1), gold if (gold >= 0).any() else None)
     estimates = {e.key: e for e in SourceEstimate.objects.filter(project=project, kind=SourceKind.FUNCTION)}
-    timeouts = RuleApplication.objects.filter(project=project, state=JobState.SUCCEEDED).first() or None
-    timed_out = timeouts.summary.get("timeouts", {}) if timeouts else {}
+    last = RuleApplication.objects.filter(project=project, state=JobState.SUCCEEDED).first()
+    timed_out = last.summary.get("timeouts", {}) if last else {}
+    versions_applied = last.summary.get("versions", {}) if last else {}
     rows = []
     for function, analysis in zip(functions, summary, strict=True):
         estimate = estimates.get(function.name)
@@ -739,7 +749,8 @@ def functions_analysis(*, project: Project) -> list[dict[str, Any]]:
                 "empirical_accuracy": _number(analysis["accuracy"]),
                 "estimated_accuracy": estimate.accuracy if estimate else None,
                 "flagged": bool(estimate and estimate.flagged),
-                "applied": function.version in applied.get(function.pk, set()),
+                "applied": function.version in applied.get(function.pk, set())
+                or versions_applied.get(function.name) == function.version,
                 "timeouts": timed_out.get(function.name, 0),
             }
         )
@@ -753,7 +764,8 @@ def _number(value: float | None) -> float | None:
 @dataclass
 class Preview:
     definition: rules.RuleDefinition
-    sample_size: int
+    sample_size: int  # items looked at: all of the sample, unless the time ran out
+    sample_total: int
     fired: list[dict[str, Any]]  # the first items it fires on: id, text segments, label, truth
     fired_count: int
     coverage: float
@@ -770,14 +782,14 @@ class Preview:
 
 
 def _sample(project: Project) -> list[tuple[int, str]]:
-    """Labelled items (to measure accuracy) and a fixed spread of the others (coverage)."""
+    """Labelled items (to measure accuracy) first, then a fixed spread of the others (coverage)."""
     truth_ids = list(_truth(project))[:PREVIEW_LABELLED]
     labelled = list(Item.objects.filter(project=project, pk__in=truth_ids).values_list("pk", "text"))
     others = list(
         Item.objects.filter(project=project).exclude(pk__in=truth_ids).order_by("random_key")
         .values_list("pk", "text")[:PREVIEW_OTHERS]
     )  # fmt: skip
-    return sorted(labelled + others)
+    return sorted(labelled) + sorted(others)
 
 
 def _segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
@@ -795,6 +807,44 @@ def _segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bo
     return pieces
 
 
+@dataclass
+class _Partial:
+    fired: list[rules.Fired]
+    timeouts: int
+    seconds: float
+    texts: int  # how many of the texts were looked at before the deadline
+
+
+def _apply_within(
+    definition: rules.RuleDefinition, texts: list[str], context: rules.Context, deadline: float
+) -> _Partial:
+    """Apply in batches until the texts or the time run out: a pattern that is slow on
+    every text (each within its own time limit) cannot hold a request for long."""
+    partial = _Partial([], 0, 0.0, 0)
+    while partial.texts < len(texts) and (partial.texts == 0 or time.monotonic() < deadline):
+        batch = slice(partial.texts, partial.texts + PREVIEW_BATCH)
+        try:
+            part = rules.rule_apply(definition, texts[batch], _context_slice(context, batch))
+        except rules.RuleError as error:
+            raise _refusal(error) from None
+        partial.fired.extend(rules.Fired(hit.index + partial.texts, hit.label, hit.spans) for hit in part.fired)
+        partial.timeouts += part.timeouts
+        partial.seconds += part.seconds
+        partial.texts += len(texts[batch])
+    return partial
+
+
+def _context_slice(context: rules.Context, rows: slice) -> rules.Context:
+    return rules.Context(
+        vectors=None if context.vectors is None else context.vectors[rows],
+        label_vectors=context.label_vectors,
+        model_probs=None if context.model_probs is None else context.model_probs[rows],
+        model_labels=context.model_labels,
+        external={source: values[rows] for source, values in context.external.items()},
+        text_vectors=context.text_vectors,
+    )
+
+
 def function_preview(*, project: Project, data: Any, function: LabellingFunction | None = None) -> Preview:
     """What a function (as written, not yet saved) does on a sample of the project: the
     items it fires on with the matches highlighted, its coverage, overlaps and conflicts with
@@ -804,10 +854,8 @@ def function_preview(*, project: Project, data: Any, function: LabellingFunction
     ids = [pk for pk, _ in sample]
     texts = [text for _, text in sample]
     context = _context(project, ids, [definition])
-    try:
-        applied = rules.rule_apply(definition, texts, context)
-    except rules.RuleError as error:
-        raise _refusal(error) from None
+    applied = _apply_within(definition, texts, context, deadline=time.monotonic() + PREVIEW_SECONDS)
+    sample_total, sample = len(sample), sample[: applied.texts]
     names = {label.pk: label.name for label in _labels(project)}
     others: dict[int, set[str]] = defaultdict(set)
     other_votes = [row for row in _current_votes(project) if function is None or row[0] != function.pk]
@@ -842,7 +890,7 @@ def function_preview(*, project: Project, data: Any, function: LabellingFunction
             )
     count = max(len(sample), 1)
     return Preview(
-        definition=definition, sample_size=len(sample), fired=fired, fired_count=len(applied.fired),
+        definition=definition, sample_size=len(sample), sample_total=sample_total, fired=fired, fired_count=len(applied.fired),
         coverage=len(applied.fired) / count, overlaps=overlaps / count, conflicts=conflicts / count,
         checked=checked, correct=correct, timeouts=applied.timeouts, seconds=applied.seconds,
     )  # fmt: skip

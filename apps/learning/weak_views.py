@@ -16,7 +16,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.projects import selectors as project_selectors
-from apps.projects.jobs import JobState
 from apps.projects.models import Project, TaskType
 from apps.projects.selectors import MANAGE, REVIEW
 from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message, render_page
@@ -38,16 +37,11 @@ def _percent(value: float | None) -> float | None:
 
 
 def _table_rows(project: Project, application: RuleApplication | None) -> list[dict[str, Any]]:
-    """The analysis rows, with their shares as percentages too. Votes of its version say a
-    function was applied; one that fired on nothing has none, so the last finished
-    application says so for a function unchanged since that application started."""
+    """The analysis rows, with their shares as percentages too."""
     rows = weak.functions_analysis(project=project)
     shares = ("coverage", "overlaps", "conflicts", "empirical_accuracy", "estimated_accuracy")
-    finished = application if application and application.state == JobState.SUCCEEDED else None
     for row in rows:
         row["percent"] = {key: _percent(row[key]) for key in shares}
-        if finished and finished.started_at and row["function"].updated_at <= finished.started_at:
-            row["applied"] = True
     return rows
 
 

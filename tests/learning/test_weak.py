@@ -280,3 +280,26 @@ def test_entity_functions_propose_spans_that_become_weak_labels(spans_cast):
     assert application.state == JobState.SUCCEEDED
     label = WeakLabel.objects.get(item=item)
     assert {(part.start, part.end) for part in label.answer} == {(0, 11), (text.index("Lisbon"), text.index(" on"))}
+
+
+def test_a_slow_preview_stops_at_its_deadline_and_says_how_far_it_got(cast, monkeypatch):
+    items(cast.project, 300)
+    monkeypatch.setattr(weak, "PREVIEW_SECONDS", 0.0)  # the deadline has passed after the first batch
+    preview = weak.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][0])
+    assert preview.sample_total == 300 and preview.sample_size == weak.PREVIEW_BATCH
+    assert preview.coverage == preview.fired_count / weak.PREVIEW_BATCH
+
+
+def test_a_function_that_fires_on_nothing_is_applied_and_a_deleted_one_leaves_no_estimate(cast):
+    items(cast.project, 20)
+    weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
+    weak.function_save(
+        project=cast.project, data={"name": "never", "kind": "keywords", "label": "World", "keywords": ["zyzzyva"]}
+    )
+    apply_all(cast.project)
+    rows = {row["function"].name: row for row in weak.functions_analysis(project=cast.project)}
+    assert rows["never"]["applied"] and rows["never"]["coverage"] == 0
+    sport = LabellingFunction.objects.get(project=cast.project, name="sport-words")
+    assert SourceEstimate.objects.filter(project=cast.project, key="sport-words").exists()
+    weak.function_delete(function=sport)
+    assert not SourceEstimate.objects.filter(project=cast.project, key="sport-words").exists()

@@ -9,7 +9,6 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.learning import weak
 from apps.learning.models import (
@@ -120,7 +119,8 @@ def test_a_function_that_fired_on_nothing_is_applied_once_an_application_has_run
 
     assert [row["applied"] for row in client.get(url("functions", world)).context["rows"]] == [False, True]
 
-    RuleApplication.objects.create(project=world.project, state=JobState.SUCCEEDED, started_at=timezone.now())
+    versions = {f.name: f.version for f in LabellingFunction.objects.filter(project=world.project)}
+    RuleApplication.objects.create(project=world.project, state=JobState.SUCCEEDED, summary={"versions": versions})
     response = client.get(url("functions", world))
 
     assert [row["applied"] for row in response.context["rows"]] == [True, True]
