@@ -890,7 +890,8 @@ def function_preview(*, project: Project, data: Any, function: LabellingFunction
             )
     count = max(len(sample), 1)
     return Preview(
-        definition=definition, sample_size=len(sample), sample_total=sample_total, fired=fired, fired_count=len(applied.fired),
+        definition=definition, sample_size=len(sample), sample_total=sample_total, fired=fired,
+        fired_count=len(applied.fired),
         coverage=len(applied.fired) / count, overlaps=overlaps / count, conflicts=conflicts / count,
         checked=checked, correct=correct, timeouts=applied.timeouts, seconds=applied.seconds,
     )  # fmt: skip
