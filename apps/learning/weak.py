@@ -53,7 +53,7 @@ from .models import (
 )
 from .selectors import champion
 from .services import training_request
-from .store import backbone_resolve, features_for
+from .store import backbone_resolve, embedding_cache, features_for
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,25 @@ def functions_import(*, project: Project, raw: bytes | str, user: User | None = 
     return counts
 
 
+def functions_voting_for(*, project: Project, label: Label | None) -> int:
+    """How many functions name this label (or, with None, how many the project has)."""
+    functions = LabellingFunction.objects.filter(project=project)
+    if label is None:
+        return functions.count()
+    definitions = functions.values_list("definition", flat=True)
+    return sum(1 for definition in definitions if definition.get("label") == label.name)
+
+
+def functions_label_renamed(*, project: Project, old_name: str, new_name: str) -> int:
+    """A renamed label carries its functions along: each that named it gets a new version."""
+    renamed = 0
+    for function in LabellingFunction.objects.filter(project=project):
+        if function.definition.get("label") == old_name:
+            function_save(project=project, data={**function.definition, "label": new_name}, function=function)
+            renamed += 1
+    return renamed
+
+
 def functions_export(*, project: Project) -> dict[str, Any]:
     """The project's functions in the import format (a file another project can import)."""
     functions = LabellingFunction.objects.filter(project=project).order_by("name")
@@ -305,17 +324,23 @@ def _needs(definitions: Sequence[rules.RuleDefinition], kind: str) -> bool:
     return any(definition.kind == kind for definition in definitions)
 
 
-def _context(project: Project, item_ids: Sequence[int], definitions: Sequence[rules.RuleDefinition]) -> rules.Context:
+def _context(
+    project: Project, item_ids: Sequence[int], definitions: Sequence[rules.RuleDefinition], *, embed: bool = True
+) -> rules.Context:
     """What the functions beyond keywords and patterns look at, for these items: cached
     embeddings (similarity), the champion's probabilities (model), imported predictions
-    (external). Only what some function needs is loaded."""
+    (external). Only what some function needs is loaded. ``embed=False`` (a web request)
+    uses the embeddings already cached and never computes the missing ones."""
     context = rules.Context()
     labels = _labels(project)
+    if _needs(definitions, "similarity") or _needs(definitions, "model"):
+        features = features_for(project) if embed else embedding_cache(project).features()
+        if not features.has(item_ids).all():
+            raise ValidationError(
+                "Some items have no embedding yet; the preview works once embedding has finished "
+                "(training or applying the functions embeds them)."
+            )
     if _needs(definitions, "similarity"):
-        features = features_for(project)
-        missing = ~features.has(item_ids)
-        if missing.any():
-            raise ValidationError("Some items have no embedding yet; try again when embedding has finished.")
         vectors = features.raw[features.rows(item_ids)]
         context.vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         backbone = embeddings.backbone_load(str(backbone_resolve(project.backbone)))
@@ -331,7 +356,7 @@ def _context(project: Project, item_ids: Sequence[int], definitions: Sequence[ru
         version = champion(project=project)
         if version is None:
             raise ValidationError("A model function needs a champion model; train one first.")
-        predictor = modelling.predictor_load(version, features_for(project))
+        predictor = modelling.predictor_load(version, features)
         names = {label.pk: label.name for label in labels}
         context.model_probs = predictor.probs_items(list(item_ids))
         context.model_labels = [names.get(label_id, str(label_id)) for label_id in predictor.classes]
@@ -347,12 +372,15 @@ def _context(project: Project, item_ids: Sequence[int], definitions: Sequence[ru
     return context
 
 
-def _definition(function: LabellingFunction) -> rules.RuleDefinition:
-    return rules.definition_parse(
-        function.definition,
-        label_names=list(function.project.labels.values_list("name", flat=True)),
-        task_type=str(function.project.task_type),
-    )
+def _definition(function: LabellingFunction, label_names: list[str]) -> rules.RuleDefinition:
+    """A stored function, checked again: a label renamed or deleted since it was saved makes
+    it refuse with its name, so the application's error says which function to fix."""
+    try:
+        return rules.definition_parse(
+            function.definition, label_names=label_names, task_type=str(function.project.task_type)
+        )
+    except rules.RuleError as error:
+        raise ValidationError(f"{error} Edit or switch off this function, then apply again.") from None
 
 
 def _votes(
@@ -387,7 +415,8 @@ def votes_compute(project: Project, functions: Sequence[LabellingFunction], item
     texts = dict(Item.objects.filter(project=project, pk__in=list(item_ids)).values_list("pk", "text"))
     item_ids = [pk for pk in item_ids if pk in texts]
     ordered = [texts[pk] for pk in item_ids]
-    definitions = {function.pk: _definition(function) for function in functions}
+    label_names = [label.name for label in _labels(project)]
+    definitions = {function.pk: _definition(function, label_names) for function in functions}
     context = _context(project, item_ids, list(definitions.values()))
     records, report = [], {}
     for function in functions:
@@ -853,7 +882,7 @@ def function_preview(*, project: Project, data: Any, function: LabellingFunction
     sample = _sample(project)
     ids = [pk for pk, _ in sample]
     texts = [text for _, text in sample]
-    context = _context(project, ids, [definition])
+    context = _context(project, ids, [definition], embed=False)
     applied = _apply_within(definition, texts, context, deadline=time.monotonic() + PREVIEW_SECONDS)
     sample_total, sample = len(sample), sample[: applied.texts]
     names = {label.pk: label.name for label in _labels(project)}

@@ -18,10 +18,14 @@ from django.dispatch import Signal
 # kwargs: project. Returns nothing.
 project_deleting = Signal()
 
-# How many answers use a label, or (label=None) any label of the project: label_usage and
-# project_update (the task type is fixed once answers exist) ask it.
-# kwargs: project, label (or None). Returns {"annotations": 12}: what, and how many.
+# How many answers (and rules that vote for it) use a label, or (label=None) any label of
+# the project: label_usage and project_update (the task type is fixed once answers exist)
+# ask it. kwargs: project, label (or None). Returns {"annotations": 12}: what, and how many.
 answers_counted = Signal()
+
+# label_update, after a label's name changed. kwargs: project, label, old_name. Returns
+# nothing (learning's labelling functions name their label, and follow the rename).
+label_renamed = Signal()
 
 # import_job_run, after an import's items are committed. kwargs: project, job.
 # Returns nothing (learning embeds the new items in the background).

@@ -169,6 +169,7 @@ def label_update(*, label: Label, data: Mapping[str, Any]) -> Label:
     """Rename, recolour, rekey or reorder a label. Answers point at the label itself, so
     a rename carries every existing answer along."""
     changed = []
+    old_name = label.name
     for name in LABEL_EDITABLE_FIELDS:
         if name not in data:
             continue
@@ -182,7 +183,10 @@ def label_update(*, label: Label, data: Mapping[str, Any]) -> Label:
             changed.append(name)
     if changed:
         label.full_clean()
-        label.save(update_fields=changed)
+        with transaction.atomic():
+            label.save(update_fields=changed)
+            if "name" in changed:
+                events.label_renamed.send(sender=None, project=label.project, label=label, old_name=old_name)
     return label
 
 
@@ -201,12 +205,15 @@ def label_delete(*, label: Label) -> None:
     """Delete an unused label. A used one is refused: deleting it would change or empty
     the answers that chose it."""
     usage = label_usage(label=label)
-    if usage["annotations"] or usage["gold"]:
+    if any(usage.values()):
         uses = []
         if usage["annotations"]:
             uses.append(f"{usage['annotations']} annotation{'s' if usage['annotations'] != 1 else ''}")
         if usage["gold"]:
             uses.append(f"{usage['gold']} gold item{'s' if usage['gold'] != 1 else ''}")
+        for noun, count in usage.items():
+            if count and noun not in ("annotations", "gold"):
+                uses.append(f"{count} {noun[:-1] if count == 1 and noun.endswith('s') else noun}")
         raise ValidationError(
             f"The label “{label.name}” is used by {' and '.join(uses)}, so it cannot be deleted. "
             "Rename it instead, or keep it."

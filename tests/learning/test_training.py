@@ -159,7 +159,7 @@ def test_a_live_run_is_not_taken_over(labelled_project):
 def test_too_few_labels_fail_with_a_reason(cast):
     run = train(Project.objects.get(pk=cast.project.pk))
 
-    assert run.state == JobState.FAILED and "consolidated labels to train on" in run.error
+    assert run.state == JobState.FAILED and "labels (consolidated or weak) to train on" in run.error
 
 
 def test_training_starts_after_every_n_new_labels(labelled_project, django_capture_on_commit_callbacks):

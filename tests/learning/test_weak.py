@@ -22,6 +22,7 @@ from apps.learning.models import (
 from apps.learning.training_sets import _held_out, sets_build
 from apps.projects.jobs import JobState
 from apps.projects.models import Item
+from apps.projects.services import label_delete, label_update
 
 from .conftest import news
 
@@ -303,3 +304,14 @@ def test_a_function_that_fires_on_nothing_is_applied_and_a_deleted_one_leaves_no
     assert SourceEstimate.objects.filter(project=cast.project, key="sport-words").exists()
     weak.function_delete(function=sport)
     assert not SourceEstimate.objects.filter(project=cast.project, key="sport-words").exists()
+
+
+def test_a_renamed_label_carries_its_functions_and_a_label_in_use_is_not_deleted(cast):
+    weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
+    label_update(label=cast.labels["Sports"], data={"name": "Sport"})
+    sport = LabellingFunction.objects.get(project=cast.project, name="sport-words")
+    assert sport.definition["label"] == "Sport" and sport.version == 2
+    with pytest.raises(ValidationError, match="1 labelling function,"):
+        label_delete(label=cast.labels["Sports"])
+    weak.function_delete(function=sport)
+    label_delete(label=cast.labels["Sports"])
