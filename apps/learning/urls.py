@@ -18,6 +18,11 @@ urlpatterns = [
     path("projects/<int:project_id>/learning/functions/", weak_views.functions, name="functions"),
     path("projects/<int:project_id>/learning/functions/apply/", weak_views.functions_apply, name="functions_apply"),
     path("projects/<int:project_id>/learning/functions/export/", weak_views.functions_export, name="functions_export"),
+    path(
+        "projects/<int:project_id>/learning/functions/weak-labels.jsonl",
+        weak_views.weak_labels_export,
+        name="weak_labels_export",
+    ),
     path("projects/<int:project_id>/learning/functions/import/", weak_views.functions_import, name="functions_import"),
     path("projects/<int:project_id>/learning/functions/new/", weak_views.function_new, name="function_new"),
     path("projects/<int:project_id>/learning/functions/preview/", weak_views.function_preview, name="function_preview"),

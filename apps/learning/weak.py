@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.annotation.selectors import consensus_for_training, given_answers
-from apps.projects.answers import Answer, InvalidValue, LabelIndex, LabelPart, value_parse
+from apps.projects.answers import Answer, InvalidValue, LabelIndex, LabelPart, value_parse, value_render
 from apps.projects.jobs import JobState, job_finish, job_heartbeat
 from apps.projects.models import Item, Label, LabelModel, Project, TaskType
 from apps.projects.selectors import gold_answers
@@ -933,6 +933,27 @@ def sources_estimates(*, project: Project) -> list[SourceEstimate]:
 
 def weak_labels(*, project: Project) -> "QuerySet[WeakLabel]":
     return WeakLabel.objects.filter(project=project).select_related("item").order_by("item_id")
+
+
+def weak_labels_jsonl(*, project: Project) -> Iterator[str]:
+    """Every weak label as a JSON line: the item (its import id, its Quorum id, its text), the
+    answer as the import format writes it, its confidence and posteriors by label name, and
+    ``"weak": true``, so it cannot be mistaken for people's labels."""
+    labels = LabelIndex.for_project(project)
+    names = {str(label.pk): label.name for label in labels.labels}
+    for weak_label in weak_labels(project=project).iterator(chunk_size=2000):
+        item = weak_label.item
+        value = value_render(project=project, labels=labels, parts=weak_label.answer, text=item.text)
+        yield json.dumps(
+            {
+                "id": item.external_id or None, "item": item.pk, "text": item.text,
+                ("spans" if project.task_type == TaskType.SPANS else "label"): value,
+                "confidence": round(weak_label.confidence, 4),
+                "posteriors": {names.get(key, key): p for key, p in weak_label.posteriors.items()},
+                "method": weak_label.method, "weak": True,
+            },
+            ensure_ascii=False,
+        ) + "\n"  # fmt: skip
 
 
 def application_latest(*, project: Project) -> RuleApplication | None:

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -141,6 +141,15 @@ def functions_export(request: AuthenticatedRequest, project_id: int) -> HttpResp
     document = json.dumps(weak.functions_export(project=project), indent=2, ensure_ascii=False)
     response = HttpResponse(document + "\n", content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.pk}-labelling-functions.json"'
+    return response
+
+
+@login_required
+@require_GET
+def weak_labels_export(request: AuthenticatedRequest, project_id: int) -> StreamingHttpResponse:
+    project = _project(request, project_id, MANAGE)
+    response = StreamingHttpResponse(weak.weak_labels_jsonl(project=project), content_type="application/jsonl")
+    response["Content-Disposition"] = f'attachment; filename="{project.pk}-weak-labels.jsonl"'
     return response
 
 

@@ -315,3 +315,15 @@ def test_a_renamed_label_carries_its_functions_and_a_label_in_use_is_not_deleted
         label_delete(label=cast.labels["Sports"])
     weak.function_delete(function=sport)
     label_delete(label=cast.labels["Sports"])
+
+
+def test_weak_labels_download_as_json_lines_marked_weak(cast):
+    created, truth = items(cast.project, 40)
+    weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
+    apply_all(cast.project)
+    lines = [json.loads(line) for line in weak.weak_labels_jsonl(project=cast.project)]
+    assert len(lines) == WeakLabel.objects.filter(project=cast.project).count() > 0
+    first = lines[0]
+    assert first["weak"] is True and first["label"] in cast.labels and 0 < first["confidence"] <= 1
+    assert first["text"] == Item.objects.get(pk=first["item"]).text and first["id"].startswith("news-")
+    assert set(first["posteriors"]) <= set(cast.labels)

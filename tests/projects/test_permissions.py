@@ -96,6 +96,7 @@ MATRIX = [
     ("learning:functions", "get", {M, R}),
     ("learning:functions_apply", "post", {M}),
     ("learning:functions_export", "get", {M}),
+    ("learning:weak_labels_export", "get", {M}),
     ("learning:functions_import", "post", {M}),
     ("learning:function_new", "get", {M}),
     ("learning:function_new", "post", {M}),
