@@ -281,6 +281,8 @@ class RuleApplication(Job):
         return f"rule application {self.pk} of project {self.project_id} ({self.state})"
 
     def resume_messages(self) -> list[tuple[str, tuple[Any, ...]]]:
+        if len(self.chunks_done) == self.chunks_total:  # its worker died fitting the label model
+            return [("learning.rule_application_fit", (self.pk,))]
         return [
             ("learning.rule_apply_chunk", (self.pk, index, first, last))
             for index, (first, last) in enumerate(self.chunk_bounds)

@@ -39,6 +39,12 @@ def rule_apply_chunk_task(application_id: int, index: int, first: int, last: int
     weak.rule_apply_chunk(application_id=application_id, index=index, first=first, last=last)
 
 
+@shared_task(name="learning.rule_application_fit")
+def rule_application_fit_task(application_id: int) -> None:
+    """Fit the label model of an application whose chunks are done (a resumed one)."""
+    weak.rule_application_fit(application_id=application_id)
+
+
 @shared_task(name="learning.stream_score")
 def stream_score_task(project_id: int, item_ids: list[int]) -> None:
     """Items that arrived through the stream API: embed and score them at once."""

@@ -473,14 +473,30 @@ def rule_apply_chunk(*, application_id: int, index: int, first: int, last: int) 
             functions = list(LabellingFunction.objects.filter(project=project, enabled=True).select_related("project"))
             ids = list(Item.objects.filter(project=project, pk__gte=first, pk__lte=last).values_list("pk", flat=True))
             report = votes_compute(project, functions, ids)
-            if not _chunk_done(application_id, index, report):
-                return report
+            last_chunk = _chunk_done(application_id, index, report)
+        except Exception as error:
+            _application_fail(application_id, error, f"Chunk {index} of rule application {application_id}")
+            raise
+    if last_chunk:
+        rule_application_fit(application_id=application_id)
+    return report
+
+
+def rule_application_fit(*, application_id: int) -> RuleApplication | None:
+    """The application's last step, once every chunk is done: fit the label model, finish,
+    and start a first training on weak labels when no person has labelled yet. Also what
+    the job sweep sends when a worker died during the fit (``RuleApplication.resume_messages``)."""
+    application = RuleApplication.objects.select_related("project", "requested_by").filter(pk=application_id).first()
+    if application is None or application.state != JobState.RUNNING:
+        return application
+    if len(application.chunks_done) < application.chunks_total:
+        return application
+    project = application.project
+    with job_heartbeat(application):
+        try:
             summary = weak_labels_fit(project=project)
         except Exception as error:
-            message = error_for_people(error, logger=logger, job=f"Chunk {index} of rule application {application_id}")
-            RuleApplication.objects.filter(pk=application_id, state=JobState.RUNNING).update(
-                state=JobState.FAILED, error=message, finished_at=timezone.now()
-            )
+            _application_fail(application_id, error, f"The label model of rule application {application_id}")
             raise
     application.refresh_from_db()
     job_finish(
@@ -489,9 +505,16 @@ def rule_apply_chunk(*, application_id: int, index: int, first: int, last: int) 
         stage=f"{summary['weak_labels']:,} weak labels from {summary['functions']} functions",
         summary={**application.summary, **summary},
     )
-    if summary.get("train"):
+    if summary.get("train") and application.state == JobState.SUCCEEDED:
         training_request(project=project, trigger="weak", user=application.requested_by)
-    return report
+    return application
+
+
+def _application_fail(application_id: int, error: Exception, job: str) -> None:
+    message = error_for_people(error, logger=logger, job=job)
+    RuleApplication.objects.filter(pk=application_id, state=JobState.RUNNING).update(
+        state=JobState.FAILED, error=message, finished_at=timezone.now()
+    )
 
 
 def _chunk_done(application_id: int, index: int, report: dict[str, Any]) -> bool:

@@ -3,9 +3,11 @@ with people as sources beside them, and a first model trained before anyone labe
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from apps.annotation.models import Annotation, AnnotationLabel, ItemConsensus
 from apps.learning import weak
@@ -13,6 +15,7 @@ from apps.learning.models import (
     ExternalPrediction,
     LabellingFunction,
     ModelVersion,
+    RuleApplication,
     RuleVote,
     SourceEstimate,
     TrainingRun,
@@ -20,7 +23,7 @@ from apps.learning.models import (
     WeakLabel,
 )
 from apps.learning.training_sets import _held_out, sets_build
-from apps.projects.jobs import JobState
+from apps.projects.jobs import JobState, jobs_recover
 from apps.projects.models import Item
 from apps.projects.services import label_delete, label_update
 
@@ -327,3 +330,27 @@ def test_weak_labels_download_as_json_lines_marked_weak(cast):
     assert first["weak"] is True and first["label"] in cast.labels and 0 < first["confidence"] <= 1
     assert first["text"] == Item.objects.get(pk=first["item"]).text and first["id"].startswith("news-")
     assert set(first["posteriors"]) <= set(cast.labels)
+
+
+def test_an_application_whose_worker_died_fitting_is_resumed_by_the_sweep(
+    cast, settings, django_capture_on_commit_callbacks
+):
+    created, _ = items(cast.project, 30)
+    weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
+    application = weak.rules_apply_request(project=cast.project)
+    # The one chunk is applied and counted, then its worker dies before the label model is fitted.
+    functions = list(LabellingFunction.objects.filter(project=cast.project))
+    weak.votes_compute(cast.project, functions, [item.pk for item in created])
+    assert weak._chunk_done(application.pk, 0, {})
+    stale = timezone.now() - timedelta(seconds=settings.QUORUM_JOB_STALE_SECONDS + 5)
+    RuleApplication.objects.filter(pk=application.pk).update(heartbeat_at=stale)
+    assert RuleApplication.objects.get(pk=application.pk).resume_messages() == [
+        ("learning.rule_application_fit", (application.pk,))
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_recover()["resumed"] == 1
+
+    application.refresh_from_db()
+    assert application.state == JobState.SUCCEEDED
+    assert application.summary["weak_labels"] == WeakLabel.objects.filter(project=cast.project).count() > 0
