@@ -14,7 +14,7 @@ from apps.projects import selectors as project_selectors
 from apps.projects.selectors import MANAGE, REVIEW
 from platform.drf import AuthenticatedApiRequest, Pagination, paginated
 
-from . import selectors, services, serving, weak
+from . import selectors, services, serving, weak, weak_analysis
 from .models import ModelVersion, RuleApplication, TrainingRun, WeakLabel
 
 # Version numbers are a PositiveIntegerField (32 bits on PostgreSQL).
@@ -207,7 +207,7 @@ class FunctionAnalysisApi(APIView):
     )
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return Response(FunctionAnalysisOutput(weak.functions_analysis(project=project), many=True).data)
+        return Response(FunctionAnalysisOutput(weak_analysis.functions_analysis(project=project), many=True).data)
 
 
 class RuleApplicationOutput(serializers.ModelSerializer):
@@ -221,7 +221,7 @@ class RuleApplicationApi(APIView):
     @extend_schema(responses=RuleApplicationOutput, description="The latest application of the functions.")
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        application = weak.application_latest(project=project)
+        application = weak_analysis.application_latest(project=project)
         if application is None:
             raise Http404("The functions have not been applied yet.")
         return Response(RuleApplicationOutput(application).data)
@@ -286,4 +286,4 @@ class WeakLabelListApi(APIView):
     )
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-        return paginated(request, self, weak.weak_labels(project=project), WeakLabelOutput)
+        return paginated(request, self, weak_analysis.weak_labels(project=project), WeakLabelOutput)

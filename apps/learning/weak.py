@@ -17,9 +17,8 @@ makes of them (docs/weak_supervision.md).
 
 import json
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +26,10 @@ import numpy as np
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
 from apps.annotation.selectors import consensus_for_training, given_answers
-from apps.projects.answers import Answer, InvalidValue, LabelIndex, LabelPart, value_parse, value_render
+from apps.projects.answers import Answer, InvalidValue, LabelIndex, LabelPart, value_parse
 from apps.projects.jobs import JobState, job_finish, job_heartbeat
 from apps.projects.models import Item, Label, LabelModel, Project, TaskType
 from apps.projects.selectors import gold_answers
@@ -65,24 +62,17 @@ HUMAN_WEIGHT = 2.0
 FLAG_MARGIN = 0.15
 # Span functions are trusted this much until people's or gold spans say otherwise.
 DEFAULT_SPAN_PRECISION = 0.7
-# The editor's preview: labelled items to measure accuracy on, and others to show coverage.
-PREVIEW_LABELLED = 1_000
-PREVIEW_OTHERS = 1_000
-PREVIEW_SHOWN = 25
-# A preview stops after this long (it says how many items it looked at), in batches of this many.
-PREVIEW_SECONDS = 1.5
-PREVIEW_BATCH = 100
 
 
 def _task_type(project: Project) -> str:
     return str(project.task_type)
 
 
-def _labels(project: Project) -> list[Label]:
+def labels_ordered(project: Project) -> list[Label]:
     return list(project.labels.order_by("order", "pk"))
 
 
-def _refusal(error: rules.RuleError) -> ValidationError:
+def refusal(error: rules.RuleError) -> ValidationError:
     return ValidationError(str(error), code="invalid_function")
 
 
@@ -95,10 +85,10 @@ def definition_parse(*, project: Project, data: Any) -> rules.RuleDefinition:
         )
     try:
         return rules.definition_parse(
-            data, label_names=[label.name for label in _labels(project)], task_type=_task_type(project)
+            data, label_names=[label.name for label in labels_ordered(project)], task_type=_task_type(project)
         )
     except rules.RuleError as error:
-        raise _refusal(error) from None
+        raise refusal(error) from None
 
 
 # --- writing functions ---------------------------------------------------------------------------
@@ -107,7 +97,7 @@ def definition_parse(*, project: Project, data: Any) -> rules.RuleDefinition:
 def _label_for(project: Project, definition: rules.RuleDefinition) -> Label | None:
     if definition.label is None:
         return None
-    return next(label for label in _labels(project) if label.name == definition.label)
+    return next(label for label in labels_ordered(project) if label.name == definition.label)
 
 
 @transaction.atomic
@@ -167,10 +157,10 @@ def functions_import(*, project: Project, raw: bytes | str, user: User | None = 
         definition_parse(project=project, data={})  # the same refusal as one function
     try:
         definitions = rules.definitions_load(
-            raw, label_names=[label.name for label in _labels(project)], task_type=_task_type(project)
+            raw, label_names=[label.name for label in labels_ordered(project)], task_type=_task_type(project)
         )
     except rules.RuleError as error:
-        raise _refusal(error) from None
+        raise refusal(error) from None
     existing = {function.name: function for function in LabellingFunction.objects.filter(project=project)}
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for definition in definitions:
@@ -324,7 +314,7 @@ def _needs(definitions: Sequence[rules.RuleDefinition], kind: str) -> bool:
     return any(definition.kind == kind for definition in definitions)
 
 
-def _context(
+def votes_context(
     project: Project, item_ids: Sequence[int], definitions: Sequence[rules.RuleDefinition], *, embed: bool = True
 ) -> rules.Context:
     """What the functions beyond keywords and patterns look at, for these items: cached
@@ -332,7 +322,7 @@ def _context(
     (external). Only what some function needs is loaded. ``embed=False`` (a web request)
     uses the embeddings already cached and never computes the missing ones."""
     context = rules.Context()
-    labels = _labels(project)
+    labels = labels_ordered(project)
     if _needs(definitions, "similarity") or _needs(definitions, "model"):
         features = features_for(project) if embed else embedding_cache(project).features()
         if not features.has(item_ids).all():
@@ -386,7 +376,7 @@ def _definition(function: LabellingFunction, label_names: list[str]) -> rules.Ru
 def _votes(
     project: Project, function: LabellingFunction, item_ids: Sequence[int], application: rules.Application
 ) -> list[RuleVote]:
-    label_ids = {label.name: label.pk for label in _labels(project)}
+    label_ids = {label.name: label.pk for label in labels_ordered(project)}
     spans_task = project.task_type == TaskType.SPANS
     found = []
     for fired in application.fired:
@@ -415,9 +405,9 @@ def votes_compute(project: Project, functions: Sequence[LabellingFunction], item
     texts = dict(Item.objects.filter(project=project, pk__in=list(item_ids)).values_list("pk", "text"))
     item_ids = [pk for pk in item_ids if pk in texts]
     ordered = [texts[pk] for pk in item_ids]
-    label_names = [label.name for label in _labels(project)]
+    label_names = [label.name for label in labels_ordered(project)]
     definitions = {function.pk: _definition(function, label_names) for function in functions}
-    context = _context(project, item_ids, list(definitions.values()))
+    context = votes_context(project, item_ids, list(definitions.values()))
     records, report = [], {}
     for function in functions:
         applied = rules.rule_apply(definitions[function.pk], ordered, context)
@@ -555,7 +545,7 @@ class Sources:
     functions: list[LabellingFunction] = field(default_factory=list)
 
 
-def _current_votes(project: Project) -> list[tuple[int, int, int | None, list[Any]]]:
+def current_votes(project: Project) -> list[tuple[int, int, int | None, list[Any]]]:
     """(function id, item id, label id, spans) of enabled functions' votes of their current version."""
     functions = {f.pk: f.version for f in LabellingFunction.objects.filter(project=project, enabled=True)}
     rows = RuleVote.objects.filter(project=project, function_id__in=list(functions)).values_list(
@@ -565,12 +555,12 @@ def _current_votes(project: Project) -> list[tuple[int, int, int | None, list[An
 
 
 def sources_collect(project: Project) -> Sources:
-    labels = _labels(project)
+    labels = labels_ordered(project)
     column_of_label = {label.pk: index for index, label in enumerate(labels)}
     functions = list(LabellingFunction.objects.filter(project=project, enabled=True).order_by("name"))
     function_column = {function.pk: index for index, function in enumerate(functions)}
     cells: list[tuple[int, int, int]] = []
-    for function_id, item_id, label_id, _ in _current_votes(project):
+    for function_id, item_id, label_id, _ in current_votes(project):
         if label_id in column_of_label:
             cells.append((item_id, function_column[function_id], column_of_label[label_id]))
     people = sorted({answer.annotator_id for answer in given_answers(project=project)})
@@ -628,7 +618,7 @@ def weak_labels_fit(*, project: Project) -> dict[str, Any]:
 
 
 def _class_weak_labels(project: Project) -> dict[str, Any]:
-    labels = _labels(project)
+    labels = labels_ordered(project)
     sources = sources_collect(project)
     function_count = len(sources.functions)
     if not sources.item_ids or function_count == 0:
@@ -679,7 +669,7 @@ def _span_weak_labels(project: Project) -> dict[str, Any]:
     overlaps. The weak label's confidence is the mean precision of the spans it keeps."""
     functions = {f.pk: f for f in LabellingFunction.objects.filter(project=project, enabled=True)}
     proposals: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)  # item -> (start, end, label, fn)
-    for function_id, item_id, _, spans in _current_votes(project):
+    for function_id, item_id, _, spans in current_votes(project):
         for start, end, label_id in spans:
             proposals[item_id].append((start, end, label_id, function_id))
     truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
@@ -741,263 +731,3 @@ def _weak_labels_write(project: Project, weak: list[WeakLabel]) -> None:
 def _estimates_write(project: Project, estimates: list[SourceEstimate]) -> None:
     SourceEstimate.objects.filter(project=project).delete()
     SourceEstimate.objects.bulk_create(estimates)
-
-
-# --- what the pages show -------------------------------------------------------------------------
-
-
-def _truth(project: Project) -> dict[int, Answer]:
-    """What functions are judged by: gold answers, then people's consensus."""
-    truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
-    truth.update(gold_answers(project=project))
-    return truth
-
-
-def functions_analysis(*, project: Project) -> list[dict[str, Any]]:
-    """One row per function, like Snorkel's LF analysis, from the stored votes: polarity,
-    coverage, overlaps, conflicts, correct and incorrect against gold and consensus, empirical
-    and estimated accuracy, whether its votes are stale (edited since the last application)."""
-    functions = list(LabellingFunction.objects.filter(project=project).order_by("name"))
-    labels = _labels(project)
-    column_of_label = {label.pk: index for index, label in enumerate(labels)}
-    item_ids = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
-    row_of = {item_id: index for index, item_id in enumerate(item_ids)}
-    column_of = {function.pk: index for index, function in enumerate(functions)}
-    votes = np.full((len(item_ids), len(functions)), label_models.ABSTAIN, dtype=np.int64)
-    applied: dict[int, set[int]] = defaultdict(set)
-    spans_task = project.task_type == TaskType.SPANS
-    for function_id, item_id, version, label_id, spans in RuleVote.objects.filter(project=project).values_list(
-        "function_id", "item_id", "version", "label_id", "spans"
-    ):
-        applied[function_id].add(version)
-        if spans_task:
-            # One "label" per item for span functions: the first type proposed (coverage, overlaps).
-            votes[row_of[item_id], column_of[function_id]] = column_of_label.get(spans[0][2], 0) if spans else -1
-        elif label_id in column_of_label:
-            votes[row_of[item_id], column_of[function_id]] = column_of_label[label_id]
-    gold = np.full(len(item_ids), label_models.ABSTAIN, dtype=np.int64)
-    if not spans_task:
-        for item_id, answer in _truth(project).items():
-            if item_id in row_of and answer.label_id in column_of_label:
-                gold[row_of[item_id]] = column_of_label[answer.label_id]
-    summary = label_models.lf_analysis(votes, max(len(labels), 1), gold if (gold >= 0).any() else None)
-    estimates = {e.key: e for e in SourceEstimate.objects.filter(project=project, kind=SourceKind.FUNCTION)}
-    last = RuleApplication.objects.filter(project=project, state=JobState.SUCCEEDED).first()
-    timed_out = last.summary.get("timeouts", {}) if last else {}
-    versions_applied = last.summary.get("versions", {}) if last else {}
-    rows = []
-    for function, analysis in zip(functions, summary, strict=True):
-        estimate = estimates.get(function.name)
-        rows.append(
-            {
-                "function": function,
-                "label": function.definition.get("label") or "(its own)",
-                "polarity_names": [labels[index].name for index in analysis["polarity"] if index < len(labels)],
-                "coverage": analysis["coverage"],
-                "overlaps": analysis["overlaps"],
-                "conflicts": analysis["conflicts"],
-                "correct": analysis["correct"],
-                "incorrect": analysis["incorrect"],
-                "empirical_accuracy": _number(analysis["accuracy"]),
-                "estimated_accuracy": estimate.accuracy if estimate else None,
-                "flagged": bool(estimate and estimate.flagged),
-                "applied": function.version in applied.get(function.pk, set())
-                or versions_applied.get(function.name) == function.version,
-                "timeouts": timed_out.get(function.name, 0),
-            }
-        )
-    return rows
-
-
-def _number(value: float | None) -> float | None:
-    return None if value is None or np.isnan(value) else float(value)
-
-
-@dataclass
-class Preview:
-    definition: rules.RuleDefinition
-    sample_size: int  # items looked at: all of the sample, unless the time ran out
-    sample_total: int
-    fired: list[dict[str, Any]]  # the first items it fires on: id, text segments, label, truth
-    fired_count: int
-    coverage: float
-    overlaps: float
-    conflicts: float
-    checked: int  # fired on items with a known answer
-    correct: int
-    timeouts: int
-    seconds: float
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.checked if self.checked else None
-
-
-def _sample(project: Project) -> list[tuple[int, str]]:
-    """Labelled items (to measure accuracy) first, then a fixed spread of the others (coverage)."""
-    truth_ids = list(_truth(project))[:PREVIEW_LABELLED]
-    labelled = list(Item.objects.filter(project=project, pk__in=truth_ids).values_list("pk", "text"))
-    others = list(
-        Item.objects.filter(project=project).exclude(pk__in=truth_ids).order_by("random_key")
-        .values_list("pk", "text")[:PREVIEW_OTHERS]
-    )  # fmt: skip
-    return sorted(labelled) + sorted(others)
-
-
-def _segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
-    """The text cut into (piece, highlighted) so a template can mark matches without HTML."""
-    pieces, at = [], 0
-    for start, end in sorted(spans):
-        if start < at:
-            continue
-        if start > at:
-            pieces.append((text[at:start], False))
-        pieces.append((text[start:end], True))
-        at = end
-    if at < len(text):
-        pieces.append((text[at:], False))
-    return pieces
-
-
-@dataclass
-class _Partial:
-    fired: list[rules.Fired]
-    timeouts: int
-    seconds: float
-    texts: int  # how many of the texts were looked at before the deadline
-
-
-def _apply_within(
-    definition: rules.RuleDefinition, texts: list[str], context: rules.Context, deadline: float
-) -> _Partial:
-    """Apply in batches until the texts or the time run out: a pattern that is slow on
-    every text (each within its own time limit) cannot hold a request for long."""
-    partial = _Partial([], 0, 0.0, 0)
-    while partial.texts < len(texts) and (partial.texts == 0 or time.monotonic() < deadline):
-        batch = slice(partial.texts, partial.texts + PREVIEW_BATCH)
-        try:
-            part = rules.rule_apply(definition, texts[batch], _context_slice(context, batch))
-        except rules.RuleError as error:
-            raise _refusal(error) from None
-        partial.fired.extend(rules.Fired(hit.index + partial.texts, hit.label, hit.spans) for hit in part.fired)
-        partial.timeouts += part.timeouts
-        partial.seconds += part.seconds
-        partial.texts += len(texts[batch])
-    return partial
-
-
-def _context_slice(context: rules.Context, rows: slice) -> rules.Context:
-    return rules.Context(
-        vectors=None if context.vectors is None else context.vectors[rows],
-        label_vectors=context.label_vectors,
-        model_probs=None if context.model_probs is None else context.model_probs[rows],
-        model_labels=context.model_labels,
-        external={source: values[rows] for source, values in context.external.items()},
-        text_vectors=context.text_vectors,
-    )
-
-
-def function_preview(*, project: Project, data: Any, function: LabellingFunction | None = None) -> Preview:
-    """What a function (as written, not yet saved) does on a sample of the project: the
-    items it fires on with the matches highlighted, its coverage, overlaps and conflicts with
-    the other enabled functions' stored votes, and its accuracy on items with known answers."""
-    definition = definition_parse(project=project, data=data)
-    sample = _sample(project)
-    ids = [pk for pk, _ in sample]
-    texts = [text for _, text in sample]
-    context = _context(project, ids, [definition], embed=False)
-    applied = _apply_within(definition, texts, context, deadline=time.monotonic() + PREVIEW_SECONDS)
-    sample_total, sample = len(sample), sample[: applied.texts]
-    names = {label.pk: label.name for label in _labels(project)}
-    others: dict[int, set[str]] = defaultdict(set)
-    other_votes = [row for row in _current_votes(project) if function is None or row[0] != function.pk]
-    for _, item_id, label_id, _ in other_votes:
-        others[item_id].add(names.get(label_id, "") if label_id else "span")
-    truth = _truth(project)
-    fired: list[dict[str, Any]] = []
-    overlaps = conflicts = checked = correct = 0
-    for hit in applied.fired:
-        item_id = ids[hit.index]
-        other = others.get(item_id, set())
-        overlaps += bool(other)
-        conflicts += bool(other - {hit.label}) if project.task_type != TaskType.SPANS else 0
-        known = truth.get(item_id)
-        right = None
-        if known is not None and project.task_type != TaskType.SPANS:
-            right = names.get(known.label_id or -1) == hit.label
-        elif known is not None:
-            wanted = {(p.start, p.end, names.get(p.label_id)) for p in known if p.is_span}
-            right = all((s, e, hit.label) in wanted for s, e in hit.spans)
-        if right is not None:
-            checked += 1
-            correct += right
-        if len(fired) < PREVIEW_SHOWN:
-            fired.append(
-                {
-                    "item_id": item_id,
-                    "segments": _segments(texts[hit.index], hit.spans),
-                    "label": hit.label,
-                    "right": right,
-                }
-            )
-    count = max(len(sample), 1)
-    return Preview(
-        definition=definition, sample_size=len(sample), sample_total=sample_total, fired=fired,
-        fired_count=len(applied.fired),
-        coverage=len(applied.fired) / count, overlaps=overlaps / count, conflicts=conflicts / count,
-        checked=checked, correct=correct, timeouts=applied.timeouts, seconds=applied.seconds,
-    )  # fmt: skip
-
-
-def sources_estimates(*, project: Project) -> list[SourceEstimate]:
-    """Every source's estimated accuracy from the last fit: people and functions together."""
-    return list(SourceEstimate.objects.filter(project=project).order_by("-accuracy", "title"))
-
-
-def weak_labels(*, project: Project) -> "QuerySet[WeakLabel]":
-    return WeakLabel.objects.filter(project=project).select_related("item").order_by("item_id")
-
-
-def weak_labels_jsonl(*, project: Project) -> Iterator[str]:
-    """Every weak label as a JSON line: the item (its import id, its Quorum id, its text), the
-    answer as the import format writes it, its confidence and posteriors by label name, and
-    ``"weak": true``, so it cannot be mistaken for people's labels."""
-    labels = LabelIndex.for_project(project)
-    names = {str(label.pk): label.name for label in labels.labels}
-    for weak_label in weak_labels(project=project).iterator(chunk_size=2000):
-        item = weak_label.item
-        value = value_render(project=project, labels=labels, parts=weak_label.answer, text=item.text)
-        yield json.dumps(
-            {
-                "id": item.external_id or None, "item": item.pk, "text": item.text,
-                ("spans" if project.task_type == TaskType.SPANS else "label"): value,
-                "confidence": round(weak_label.confidence, 4),
-                "posteriors": {names.get(key, key): p for key, p in weak_label.posteriors.items()},
-                "method": weak_label.method, "weak": True,
-            },
-            ensure_ascii=False,
-        ) + "\n"  # fmt: skip
-
-
-def application_latest(*, project: Project) -> RuleApplication | None:
-    return RuleApplication.objects.filter(project=project).first()
-
-
-def function_get(*, project: Project, function_id: Any) -> LabellingFunction:
-    """A function of this project by id; any other id (another project's too) is a 404."""
-    try:
-        function_id = int(function_id)
-    except (TypeError, ValueError):
-        raise Http404("No such labelling function in this project.") from None
-    # Ids are 64-bit: a larger number names nothing (and SQLite could not even bind it).
-    found = None
-    if 0 < function_id < 2**63:
-        found = LabellingFunction.objects.filter(project=project, pk=function_id).first()
-    if found is None:
-        raise Http404("No such labelling function in this project.")
-    return found
-
-
-def function_versions(*, function: LabellingFunction) -> list[LabellingFunctionVersion]:
-    """Every definition the function has had, newest first."""
-    return list(function.versions.select_related("created_by").order_by("-number"))

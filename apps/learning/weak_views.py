@@ -2,7 +2,7 @@
 live preview, and every source's estimated accuracy (shown on the reports page too).
 
 Thin views over ``weak``: reviewers read, managers write; every view goes through
-``project_get_for_user`` and every function through ``weak.function_get`` (scoped to the
+``project_get_for_user`` and every function through ``weak_analysis.function_get`` (scoped to the
 project, so another project's id is a 404)."""
 
 import json
@@ -20,7 +20,7 @@ from apps.projects.models import Project, TaskType
 from apps.projects.selectors import MANAGE, REVIEW
 from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message, render_page
 
-from . import rules, weak
+from . import rules, weak, weak_analysis
 from .forms import KIND_FIELDS, FunctionsImportForm, LabellingFunctionForm
 from .models import LabellingFunction, RuleApplication, SourceEstimate, SourceKind
 
@@ -38,7 +38,7 @@ def _percent(value: float | None) -> float | None:
 
 def _table_rows(project: Project, application: RuleApplication | None) -> list[dict[str, Any]]:
     """The analysis rows, with their shares as percentages too."""
-    rows = weak.functions_analysis(project=project)
+    rows = weak_analysis.functions_analysis(project=project)
     shares = ("coverage", "overlaps", "conflicts", "empirical_accuracy", "estimated_accuracy")
     for row in rows:
         row["percent"] = {key: _percent(row[key]) for key in shares}
@@ -70,7 +70,7 @@ def sources_chart(estimates: list[SourceEstimate]) -> dict[str, Any]:
 
 
 def _sources_context(project: Project) -> dict[str, Any]:
-    estimates = weak.sources_estimates(project=project)
+    estimates = weak_analysis.sources_estimates(project=project)
     rated = sum(1 for estimate in estimates if estimate.accuracy is not None)
     return {
         "estimates": [
@@ -83,7 +83,7 @@ def _sources_context(project: Project) -> dict[str, Any]:
 
 
 def _functions_context(project: Project, **extra: Any) -> dict[str, Any]:
-    application = weak.application_latest(project=project)
+    application = weak_analysis.application_latest(project=project)
     return {
         "project": project,
         "supported": project.task_type != TaskType.MULTI_LABEL,
@@ -103,7 +103,7 @@ def functions(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     ``part=application`` (htmx, polled while it runs): the application's progress only."""
     project = _project(request, project_id, REVIEW)
     if request.htmx and request.GET.get("part") == "application":
-        application = weak.application_latest(project=project)
+        application = weak_analysis.application_latest(project=project)
         context = {
             "project": project,
             "application": application,
@@ -148,7 +148,7 @@ def functions_export(request: AuthenticatedRequest, project_id: int) -> HttpResp
 @require_GET
 def weak_labels_export(request: AuthenticatedRequest, project_id: int) -> StreamingHttpResponse:
     project = _project(request, project_id, MANAGE)
-    response = StreamingHttpResponse(weak.weak_labels_jsonl(project=project), content_type="application/jsonl")
+    response = StreamingHttpResponse(weak_analysis.weak_labels_jsonl(project=project), content_type="application/jsonl")
     response["Content-Disposition"] = f'attachment; filename="{project.pk}-weak-labels.jsonl"'
     return response
 
@@ -188,7 +188,7 @@ def _after_row_change(request: AuthenticatedRequest, project: Project, message: 
 @require_POST
 def function_enable(request: AuthenticatedRequest, project_id: int, function_id: int) -> HttpResponse:
     project = _project(request, project_id, MANAGE)
-    function = weak.function_get(project=project, function_id=function_id)
+    function = weak_analysis.function_get(project=project, function_id=function_id)
     enabled = request.POST.get("enabled") == "on"
     weak.function_enable(function=function, enabled=enabled)
     state = "on: it votes at the next application" if enabled else "off: it stops voting at the next application"
@@ -199,7 +199,7 @@ def function_enable(request: AuthenticatedRequest, project_id: int, function_id:
 @require_POST
 def function_delete(request: AuthenticatedRequest, project_id: int, function_id: int) -> HttpResponse:
     project = _project(request, project_id, MANAGE)
-    function = weak.function_get(project=project, function_id=function_id)
+    function = weak_analysis.function_get(project=project, function_id=function_id)
     name = function.name
     weak.function_delete(function=function)
     return _after_row_change(request, project, f"“{name}” is deleted, with its votes.")
@@ -225,7 +225,7 @@ def _editor(request: AuthenticatedRequest, project: Project, function: Labelling
         form = LabellingFunctionForm(initial=LabellingFunctionForm.initial_for(function.definition), project=project)
     else:
         form = LabellingFunctionForm(project=project)
-    versions = weak.function_versions(function=function) if function is not None else []
+    versions = weak_analysis.function_versions(function=function) if function is not None else []
     context = {
         "project": project,
         "form": form,
@@ -248,7 +248,7 @@ def function_new(request: AuthenticatedRequest, project_id: int) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 def function_edit(request: AuthenticatedRequest, project_id: int, function_id: int) -> HttpResponse:
     project = _project(request, project_id, MANAGE)
-    return _editor(request, project, weak.function_get(project=project, function_id=function_id))
+    return _editor(request, project, weak_analysis.function_get(project=project, function_id=function_id))
 
 
 @login_required
@@ -260,12 +260,12 @@ def function_preview(request: AuthenticatedRequest, project_id: int) -> HttpResp
     # Editing: the function's own stored votes do not count as another's overlap.
     function = None
     if request.POST.get("function"):
-        function = weak.function_get(project=project, function_id=request.POST["function"])
+        function = weak_analysis.function_get(project=project, function_id=request.POST["function"])
     form = LabellingFunctionForm(request.POST, project=project, preview=True)
     context: dict[str, Any] = {"project": project, "form": form}
     if form.is_valid():
         try:
-            preview = weak.function_preview(project=project, data=form.definition(), function=function)
+            preview = weak_analysis.function_preview(project=project, data=form.definition(), function=function)
             context["preview"] = preview
             figures = ("coverage", "overlaps", "conflicts", "accuracy")
             context["percent"] = {key: _percent(getattr(preview, key)) for key in figures}

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.annotation.models import Annotation, AnnotationLabel, ItemConsensus
-from apps.learning import weak
+from apps.learning import weak, weak_analysis
 from apps.learning.models import (
     ExternalPrediction,
     LabellingFunction,
@@ -199,7 +199,7 @@ def test_analysis_counts_coverage_conflicts_and_accuracy_and_marks_stale_votes(c
         )  # fmt: skip
     weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
     apply_all(cast.project)
-    rows = {row["function"].name: row for row in weak.functions_analysis(project=cast.project)}
+    rows = {row["function"].name: row for row in weak_analysis.functions_analysis(project=cast.project)}
     sport = rows["sport-words"]
     fired = RuleVote.objects.filter(function=sport["function"]).count()
     assert sport["coverage"] == pytest.approx(fired / 120)
@@ -210,7 +210,7 @@ def test_analysis_counts_coverage_conflicts_and_accuracy_and_marks_stale_votes(c
     weak.function_save(
         project=cast.project, data={**sport["function"].definition, "keywords": ["match"]}, function=sport["function"]
     )
-    rows = {row["function"].name: row for row in weak.functions_analysis(project=cast.project)}
+    rows = {row["function"].name: row for row in weak_analysis.functions_analysis(project=cast.project)}
     assert rows["sport-words"]["applied"] is False
 
 
@@ -222,7 +222,7 @@ def test_preview_highlights_matches_and_measures_against_known_answers(cast):
             parts=[{"start": None, "end": None, "label_id": cast.labels[truth[item.pk]].pk}],
             confidence=1.0, method="majority_vote", is_provisional=False,
         )  # fmt: skip
-    preview = weak.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][2])
+    preview = weak_analysis.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][2])
     assert preview.sample_size == 100 and preview.fired_count > 0
     first = preview.fired[0]
     marked = [piece for piece, highlighted in first["segments"] if highlighted]
@@ -230,7 +230,7 @@ def test_preview_highlights_matches_and_measures_against_known_answers(cast):
     assert "".join(piece for piece, _ in first["segments"]) == Item.objects.get(pk=first["item_id"]).text
     assert preview.checked > 0 and preview.accuracy is not None
     with pytest.raises(ValidationError, match="bad-pattern"):
-        weak.function_preview(
+        weak_analysis.function_preview(
             project=cast.project,
             data={"name": "bad-pattern", "kind": "regex", "label": "World", "pattern": "(unclosed"},
         )
@@ -288,10 +288,10 @@ def test_entity_functions_propose_spans_that_become_weak_labels(spans_cast):
 
 def test_a_slow_preview_stops_at_its_deadline_and_says_how_far_it_got(cast, monkeypatch):
     items(cast.project, 300)
-    monkeypatch.setattr(weak, "PREVIEW_SECONDS", 0.0)  # the deadline has passed after the first batch
-    preview = weak.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][0])
-    assert preview.sample_total == 300 and preview.sample_size == weak.PREVIEW_BATCH
-    assert preview.coverage == preview.fired_count / weak.PREVIEW_BATCH
+    monkeypatch.setattr(weak_analysis, "PREVIEW_SECONDS", 0.0)  # the deadline has passed after the first batch
+    preview = weak_analysis.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][0])
+    assert preview.sample_total == 300 and preview.sample_size == weak_analysis.PREVIEW_BATCH
+    assert preview.coverage == preview.fired_count / weak_analysis.PREVIEW_BATCH
 
 
 def test_a_function_that_fires_on_nothing_is_applied_and_a_deleted_one_leaves_no_estimate(cast):
@@ -301,7 +301,7 @@ def test_a_function_that_fires_on_nothing_is_applied_and_a_deleted_one_leaves_no
         project=cast.project, data={"name": "never", "kind": "keywords", "label": "World", "keywords": ["zyzzyva"]}
     )
     apply_all(cast.project)
-    rows = {row["function"].name: row for row in weak.functions_analysis(project=cast.project)}
+    rows = {row["function"].name: row for row in weak_analysis.functions_analysis(project=cast.project)}
     assert rows["never"]["applied"] and rows["never"]["coverage"] == 0
     sport = LabellingFunction.objects.get(project=cast.project, name="sport-words")
     assert SourceEstimate.objects.filter(project=cast.project, key="sport-words").exists()
@@ -324,7 +324,7 @@ def test_weak_labels_download_as_json_lines_marked_weak(cast):
     created, truth = items(cast.project, 40)
     weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
     apply_all(cast.project)
-    lines = [json.loads(line) for line in weak.weak_labels_jsonl(project=cast.project)]
+    lines = [json.loads(line) for line in weak_analysis.weak_labels_jsonl(project=cast.project)]
     assert len(lines) == WeakLabel.objects.filter(project=cast.project).count() > 0
     first = lines[0]
     assert first["weak"] is True and first["label"] in cast.labels and 0 < first["confidence"] <= 1
