@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.annotation.models import Annotation, ItemConsensus
 from apps.annotation.selectors import annotations_list
+from apps.learning.models import WeakLabel
 from apps.projects.models import Item
 from apps.projects.selectors import items_list
 from platform.drf import Pagination
@@ -47,6 +48,11 @@ def lists(world):  # noqa: F811  (the permission matrix's fixture)
     )  # fmt: skip
     for name in ("api-training-run", "api-consolidation", "api-version"):
         url_kwargs(world, name)  # creates a run, a consolidation, a version
+    other = Item.objects.filter(project=world.project).exclude(pk=item.pk).first()
+    WeakLabel.objects.create(
+        project=world.project, item=other, answer=[{"start": None, "end": None, "label_id": world.labels["World"].pk}],
+        confidence=0.8, method="dawid_skene",
+    )  # fmt: skip
     return world
 
 

@@ -176,10 +176,12 @@ class Project(models.Model):
     train_weight_by_confidence = models.BooleanField(
         default=True, help_text="Weigh each training label by its consensus confidence."
     )
+    # A database default too: code from before this column (a worker mid-deploy) still inserts projects.
     label_model = models.CharField(
         max_length=20,
         choices=LabelModel.choices,
         default=LabelModel.DAWID_SKENE,
+        db_default=LabelModel.DAWID_SKENE,
         help_text="How labelling functions' votes become weak labels.",
     )
     prelabel_mode = models.CharField(

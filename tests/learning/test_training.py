@@ -303,7 +303,7 @@ def test_learning_settings_are_saved_and_checked(labelled_project, cast):
     url = f"/projects/{labelled_project.pk}/learning/"
     base = {
         "sampling_strategy": "mix", "training_mode": "head", "train_every": 25, "train_weight_by_confidence": "on",
-        "prelabel_mode": "after", "auto_label_threshold": "", "backbone": "all-minilm-l6-v2",
+        "prelabel_mode": "after", "label_model": "majority_vote", "auto_label_threshold": "", "backbone": "all-minilm-l6-v2",
     }  # fmt: skip
 
     saved = client_for(cast.manager).post(url, {**base, "strategy_weights": '{"margin": 0.8, "random": 0.2}'})
@@ -313,6 +313,7 @@ def test_learning_settings_are_saved_and_checked(labelled_project, cast):
     project = Project.objects.get(pk=labelled_project.pk)
     assert saved.status_code == 302
     assert (project.sampling_strategy, project.train_every, project.prelabel_mode) == ("mix", 25, "after")
+    assert project.label_model == "majority_vote"
     assert project.strategy_weights == {"margin": 0.8, "random": 0.2}
     assert refused.status_code == 200 and b"non-negative weights" in refused.content
     assert missing.status_code == 200 and b"Not a backbone this site offers" in missing.content

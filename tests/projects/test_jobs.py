@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.annotation.consensus import consolidation_request
 from apps.annotation.models import ConsolidationRun
-from apps.learning.models import EmbeddingJob, PoolRanking, TrainingRun
+from apps.learning.models import EmbeddingJob, PoolRanking, RuleApplication, TrainingRun
 from apps.learning.services import training_request
 from apps.projects.jobs import (
     JobLost,
@@ -60,12 +60,13 @@ def dead(job, attempts=1):
 
 
 def test_every_job_kind_is_known_to_the_sweep():
-    assert set(job_kinds()) == {ImportJob, ConsolidationRun, TrainingRun, PoolRanking, EmbeddingJob}
+    assert set(job_kinds()) == {ImportJob, ConsolidationRun, TrainingRun, PoolRanking, EmbeddingJob, RuleApplication}
 
 
 def test_every_job_kind_names_a_task_that_workers_know():
     app.loader.import_default_modules()
     names = {kind.task_name for kind in job_kinds() if kind.task_name} | {"learning.pool_rank_chunk", SWEEP_TASK}
+    names |= {"learning.rule_apply_chunk", "learning.rule_application_fit"}
     assert names <= set(app.tasks), sorted(names - set(app.tasks))
     assert all(kind.task_name or not kind.claimed_by_task for kind in job_kinds())  # each can be sent again
 

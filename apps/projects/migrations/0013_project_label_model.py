@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='project',
             name='label_model',
-            field=models.CharField(choices=[('dawid_skene', 'Dawid-Skene over every source (people and functions together)'), ('majority_vote', 'Majority vote of the functions'), ('snorkel', "Snorkel's label model")], default='dawid_skene', help_text="How labelling functions' votes become weak labels.", max_length=20),
+            field=models.CharField(choices=[('dawid_skene', 'Dawid-Skene over every source (people and functions together)'), ('majority_vote', 'Majority vote of the functions'), ('snorkel', "Snorkel's label model")], default='dawid_skene', db_default='dawid_skene', help_text="How labelling functions' votes become weak labels.", max_length=20),
         ),
     ]
