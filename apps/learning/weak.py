@@ -450,6 +450,16 @@ def rules_apply_request(*, project: Project, user: User | None = None) -> RuleAp
     return application
 
 
+def rules_apply_here(*, project: Project, user: User | None = None) -> RuleApplication:
+    """Request an application and run its chunks in this process, as workers would (the
+    demo's loader, which runs before any worker; tests). Returns it finished."""
+    application = rules_apply_request(project=project, user=user)
+    for index, (first, last) in enumerate(application.chunk_bounds):
+        rule_apply_chunk(application_id=application.pk, index=index, first=first, last=last)
+    application.refresh_from_db()
+    return application
+
+
 def rule_apply_chunk(*, application_id: int, index: int, first: int, last: int) -> dict[str, Any]:
     """Apply the enabled functions to the items with ids in [first, last]. Idempotent: a
     redelivered chunk writes the same votes and is counted once. The chunk that completes

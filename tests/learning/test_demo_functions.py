@@ -31,14 +31,6 @@ def demo_topics(db):
     return project, manager, truth
 
 
-def apply_all(project, user):
-    application = weak.rules_apply_request(project=project, user=user)
-    for index, (first, last) in enumerate(application.chunk_bounds):
-        weak.rule_apply_chunk(application_id=application.pk, index=index, first=first, last=last)
-    application.refresh_from_db()
-    return application
-
-
 def test_the_shipped_functions_import_whole(demo_topics):
     project, manager, _ = demo_topics
     shipped = json.loads(SHIPPED.read_text())["labelling_functions"]
@@ -57,7 +49,7 @@ def test_on_the_demo_texts_they_cover_half_and_their_weak_labels_are_right(demo_
     project, manager, truth = demo_topics
     weak.functions_import(project=project, raw=SHIPPED.read_bytes(), user=manager)
 
-    application = apply_all(project, manager)
+    application = weak.rules_apply_here(project=project, user=manager)
 
     assert application.state == JobState.SUCCEEDED
     assert application.summary["timeouts"] == {}

@@ -49,19 +49,20 @@ def items(project, count):
     return created, {item.pk: row["topic"] for item, row in zip(created, rows, strict=True)}
 
 
+def agreed(project, item, label):
+    """People's consensus on an item (or an item id), as a full consolidation pass writes it."""
+    item_id = getattr(item, "pk", item)
+    ItemConsensus.objects.create(
+        project=project, item_id=item_id, parts=[{"start": None, "end": None, "label_id": label.pk}],
+        confidence=1.0, method="majority_vote", is_provisional=False,
+    )  # fmt: skip
+
+
 def annotate(project, item, user, label):
     annotation = Annotation.objects.create(
         project=project, item=item, annotator=user, duration_ms=2000, submission_id=uuid.uuid4()
     )
     AnnotationLabel.objects.create(annotation=annotation, label=label)
-
-
-def apply_all(project, user=None):
-    application = weak.rules_apply_request(project=project, user=user)
-    for index, (first, last) in enumerate(application.chunk_bounds):
-        weak.rule_apply_chunk(application_id=application.pk, index=index, first=first, last=last)
-    application.refresh_from_db()
-    return application
 
 
 def test_import_export_round_trips_and_edits_make_versions(cast):
@@ -151,10 +152,7 @@ def test_people_replace_weak_labels_and_a_redelivered_chunk_changes_nothing(cast
 
     covered = next(w for w in WeakLabel.objects.filter(project=cast.project) if not _held_out(w.item_id))
     label = cast.labels[truth[covered.item_id]]
-    ItemConsensus.objects.create(
-        project=cast.project, item_id=covered.item_id, parts=[{"start": None, "end": None, "label_id": label.pk}],
-        confidence=1.0, method="majority_vote", is_provisional=False,
-    )  # fmt: skip
+    agreed(cast.project, covered.item_id, label)
     sets = sets_build(project=cast.project)
     position = sets.train.item_ids.index(covered.item_id)
     assert sets.train.weak[position] is False and sets.train.answers[position].label_id == label.pk
@@ -180,7 +178,7 @@ def test_a_reliable_person_outweighs_a_conflicting_rule(cast):
     for item in lone:  # one answer so far: no consensus yet, so the label model decides
         annotate(cast.project, item, cast.annotator, cast.labels[truth[item.pk]])
 
-    apply_all(cast.project)
+    weak.rules_apply_here(project=cast.project)
 
     for item in lone:
         assert WeakLabel.objects.get(item=item).answer.label_id == cast.labels[truth[item.pk]].pk
@@ -192,13 +190,9 @@ def test_a_reliable_person_outweighs_a_conflicting_rule(cast):
 def test_analysis_counts_coverage_conflicts_and_accuracy_and_marks_stale_votes(cast):
     created, truth = items(cast.project, 120)
     for item in created[:40]:
-        ItemConsensus.objects.create(
-            project=cast.project, item=item,
-            parts=[{"start": None, "end": None, "label_id": cast.labels[truth[item.pk]].pk}],
-            confidence=1.0, method="majority_vote", is_provisional=False,
-        )  # fmt: skip
+        agreed(cast.project, item, cast.labels[truth[item.pk]])
     weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
-    apply_all(cast.project)
+    weak.rules_apply_here(project=cast.project)
     rows = {row["function"].name: row for row in weak_analysis.functions_analysis(project=cast.project)}
     sport = rows["sport-words"]
     fired = RuleVote.objects.filter(function=sport["function"]).count()
@@ -217,11 +211,7 @@ def test_analysis_counts_coverage_conflicts_and_accuracy_and_marks_stale_votes(c
 def test_preview_highlights_matches_and_measures_against_known_answers(cast):
     created, truth = items(cast.project, 100)
     for item in created[:50]:
-        ItemConsensus.objects.create(
-            project=cast.project, item=item,
-            parts=[{"start": None, "end": None, "label_id": cast.labels[truth[item.pk]].pk}],
-            confidence=1.0, method="majority_vote", is_provisional=False,
-        )  # fmt: skip
+        agreed(cast.project, item, cast.labels[truth[item.pk]])
     preview = weak_analysis.function_preview(project=cast.project, data=FUNCTIONS["labelling_functions"][2])
     assert preview.sample_size == 100 and preview.fired_count > 0
     first = preview.fired[0]
@@ -249,7 +239,7 @@ def test_imported_predictions_vote_through_an_external_function(cast):
     weak.function_save(
         project=cast.project, data={"name": "partner-model", "kind": "external", "source": "partner", "threshold": 0.5}
     )
-    apply_all(cast.project)
+    weak.rules_apply_here(project=cast.project)
     voted = RuleVote.objects.filter(project=cast.project)
     assert voted.count() == 15
     assert all(cast.project.labels.get(pk=vote.label_id).name == truth[vote.item_id] for vote in voted)
@@ -280,7 +270,7 @@ def test_entity_functions_propose_spans_that_become_weak_labels(spans_cast):
     weak.function_save(
         project=project, data={"name": "capitals", "kind": "regex", "label": first, "pattern": r"\bLis\w+"}
     )
-    application = apply_all(project)
+    application = weak.rules_apply_here(project=project)
     assert application.state == JobState.SUCCEEDED
     label = WeakLabel.objects.get(item=item)
     assert {(part.start, part.end) for part in label.answer} == {(0, 11), (text.index("Lisbon"), text.index(" on"))}
@@ -300,7 +290,7 @@ def test_a_function_that_fires_on_nothing_is_applied_and_a_deleted_one_leaves_no
     weak.function_save(
         project=cast.project, data={"name": "never", "kind": "keywords", "label": "World", "keywords": ["zyzzyva"]}
     )
-    apply_all(cast.project)
+    weak.rules_apply_here(project=cast.project)
     rows = {row["function"].name: row for row in weak_analysis.functions_analysis(project=cast.project)}
     assert rows["never"]["applied"] and rows["never"]["coverage"] == 0
     sport = LabellingFunction.objects.get(project=cast.project, name="sport-words")
@@ -323,7 +313,7 @@ def test_a_renamed_label_carries_its_functions_and_a_label_in_use_is_not_deleted
 def test_weak_labels_download_as_json_lines_marked_weak(cast):
     created, truth = items(cast.project, 40)
     weak.functions_import(project=cast.project, raw=json.dumps(FUNCTIONS))
-    apply_all(cast.project)
+    weak.rules_apply_here(project=cast.project)
     lines = [json.loads(line) for line in weak_analysis.weak_labels_jsonl(project=cast.project)]
     assert len(lines) == WeakLabel.objects.filter(project=cast.project).count() > 0
     first = lines[0]

@@ -30,7 +30,7 @@ from apps.annotation.simulation import SimulatedAnnotator, simulate_crowd
 from apps.learning.models import RuleApplication, RuleVote, TrainingRun
 from apps.learning.services import training_request
 from apps.learning.training import training_run_execute
-from apps.learning.weak import functions_import, rule_apply_chunk, rules_apply_request, weak_labels_fit
+from apps.learning.weak import functions_import, rules_apply_here, weak_labels_fit
 from apps.projects.imports import items_import_start
 from apps.projects.jobs import JobState
 from apps.projects.models import Item, Project, Role, TaskType
@@ -148,12 +148,9 @@ class Command(BaseCommand):
             raise CommandError(f"The demo's labelling functions {path} are missing.")
         try:
             functions_import(project=project, raw=path.read_bytes(), user=manager)
-            application = rules_apply_request(project=project, user=manager)
+            application = rules_apply_here(project=project, user=manager)
         except ValidationError as error:
             raise CommandError(f"The demo's labelling functions cannot be applied: {error.messages}") from None
-        for index, (first, last) in enumerate(application.chunk_bounds):
-            rule_apply_chunk(application_id=application.pk, index=index, first=first, last=last)
-        application.refresh_from_db()
         self._report_application(project, application)
         self._train_weak(project)
 
