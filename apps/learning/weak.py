@@ -573,9 +573,10 @@ def sources_collect(project: Project) -> Sources:
     for function_id, item_id, label_id, _ in current_votes(project):
         if label_id in column_of_label:
             cells.append((item_id, function_column[function_id], column_of_label[label_id]))
-    people = sorted({answer.annotator_id for answer in given_answers(project=project)})
+    answers = given_answers(project=project)
+    people = sorted({answer.annotator_id for answer in answers})
     person_column = {person: len(functions) + index for index, person in enumerate(people)}
-    for answer in given_answers(project=project):
+    for answer in answers:
         label_id = answer.answer.label_id
         if label_id in column_of_label:
             cells.append((answer.item_id, person_column[answer.annotator_id], column_of_label[label_id]))
