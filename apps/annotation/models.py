@@ -192,3 +192,72 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return f"suggestion for item {self.item_id} from {self.source}"
+
+
+class QualificationAttempt(models.Model):
+    """One sitting of a project's qualification test: gold items drawn for this person, their
+    answers, and the score against the gold answers. Test answers never enter consolidation."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveSmallIntegerField()
+    item_ids = models.JSONField(default=list)
+    answers = models.JSONField(default=dict, blank=True)  # item id -> answer (JSON parts)
+    score = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "annotator", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator", "number"], name="one_attempt_number_per_person")
+        ]
+
+    def __str__(self) -> str:
+        return f"qualification attempt {self.number} of {self.annotator_id} in {self.project_id}"
+
+
+class PracticeAnswer(models.Model):
+    """An answer given in training mode: the person sees the right answer right after, and
+    the answer never enters consolidation, the budget or pay."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    parts = AnswerField(default=Answer)
+    score = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "item", "annotator"], name="one_practice_answer_per_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"practice answer of {self.annotator_id} on {self.item_id}"
+
+
+class FeedbackKind(models.TextChoices):
+    AMBIGUOUS = "ambiguous", "Ambiguous"
+    OFFENSIVE = "offensive", "Offensive"
+    BROKEN = "broken", "Broken text"
+    OTHER = "other", "Other"
+
+
+class ItemFeedback(models.Model):
+    """What an annotator says about an item (beside skipping it), for reviewers."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="feedback")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=FeedbackKind.choices)
+    text = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} feedback on item {self.item_id}"

@@ -6,6 +6,7 @@ and the database refuses to delete a label that an answer still uses.
 """
 
 import random
+import secrets
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -196,6 +197,52 @@ class Project(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="Items the model is at least this sure of get a model label instead of annotators (empty: off).",
     )
+    # --- the crowd: limits, the qualification test, training, pay (docs/crowd.md)
+    max_items_per_annotator = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many answers per person (empty: no limit), so one fast worker cannot take the budget.",
+    )
+    qualification_size = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Gold items in the qualification test a newcomer must pass before real work (0: no test).",
+    )
+    qualification_pass_mark = models.FloatField(
+        default=0.8,
+        db_default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="The share of test items a person must get right.",
+    )
+    qualification_attempts = models.PositiveSmallIntegerField(
+        default=2,
+        db_default=2,
+        validators=[MinValueValidator(1)],
+        help_text="How many times a person may take the test.",
+    )
+    training_items = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        validators=[MaxValueValidator(200)],
+        help_text="A newcomer's first items show the right answer after they answer (gold items; never consolidated).",
+    )
+    suggestion_min_confidence = models.FloatField(
+        default=0.5,
+        db_default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A model suggestion below this confidence is shown without a one-key accept.",
+    )
+    bonus_gold_accuracy = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="People whose gold accuracy reaches this earn the bonus per answer on top (empty: no bonus).",
+    )
+    bonus_per_answer = models.DecimalField(
+        max_digits=8, decimal_places=4, default=0, db_default=0, validators=[MinValueValidator(0)]
+    )
     # Items newly labelled since the last training run; kept by the annotation services.
     pending_training = models.PositiveIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(
@@ -265,6 +312,47 @@ class Label(models.Model):
         return self.name
 
 
+def _link_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class JoinLink(models.Model):
+    """A link a stranger opens to join a project (docs/crowd.md): they sign up or log in, or,
+    when ``worker_id_param`` names the parameter an external crowd platform adds (e.g.
+    ``PROLIFIC_PID``), an account linked to that worker id is found or made without a
+    password. People who finish their quota or leave see ``completion_code``."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="join_links")
+    token = models.CharField(max_length=64, unique=True, default=_link_token, editable=False)
+    name = models.CharField(max_length=100, blank=True, help_text='What it is for, e.g. "Prolific batch 3".')
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    worker_id_param = models.CharField(
+        max_length=40,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z][A-Za-z0-9_]*$", "Letters, digits and _, starting with a letter.")],
+        help_text="The query parameter an external platform sends the worker id in (empty: people sign up).",
+    )
+    completion_code = models.CharField(max_length=40, default=_completion_code)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"join link {self.name or self.pk} of project {self.project_id}"
+
+
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -275,6 +363,11 @@ class Membership(models.Model):
     blocked_at = models.DateTimeField(null=True, blank=True)
     # Gold answers before this count no more toward automatic blocking (a fresh start).
     unblocked_at = models.DateTimeField(null=True, blank=True)
+    # How they joined: the link, and the worker id an external crowd platform gave them.
+    join_link = models.ForeignKey(JoinLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    external_worker_id = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The qualification test (apps/annotation): passed when, or never.
+    qualified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
