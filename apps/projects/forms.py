@@ -22,6 +22,10 @@ class ProjectSettingsForm(forms.ModelForm):
             "quality_threshold": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
             "confidence_threshold": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
             "price_per_annotation": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
+            "qualification_pass_mark": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+            "suggestion_min_confidence": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+            "bonus_gold_accuracy": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+            "bonus_per_answer": forms.NumberInput(attrs={"step": "0.01", "min": "0"}),
         }
         labels = {
             "overlap": "Annotators per item",
@@ -30,6 +34,14 @@ class ProjectSettingsForm(forms.ModelForm):
             "max_overlap": "Most annotators per item",
             "confidence_threshold": "Ask for more annotators below confidence",
             "quality_min_gold": "Gold answers before the threshold applies",
+            "max_items_per_annotator": "Most answers per person",
+            "qualification_size": "Qualification test items",
+            "qualification_pass_mark": "Pass mark",
+            "qualification_attempts": "Attempts allowed",
+            "training_items": "Training items with feedback",
+            "suggestion_min_confidence": "One-key accept from confidence",
+            "bonus_gold_accuracy": "Bonus from gold accuracy",
+            "bonus_per_answer": "Bonus per answer",
             "consolidate_every": "Re-consolidate after this many answers",
         }
 

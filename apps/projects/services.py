@@ -42,6 +42,14 @@ PROJECT_EDITABLE_FIELDS = (
     "label_model",
     "prelabel_mode",
     "auto_label_threshold",
+    "max_items_per_annotator",
+    "qualification_size",
+    "qualification_pass_mark",
+    "qualification_attempts",
+    "training_items",
+    "suggestion_min_confidence",
+    "bonus_gold_accuracy",
+    "bonus_per_answer",
 )
 LABEL_EDITABLE_FIELDS = ("name", "color", "key", "description", "order")
 

@@ -92,8 +92,10 @@ def test_settings_page_saves_and_reports_errors(cast):
         "budget_max_annotations": "500", "price_per_annotation": "0.05", "currency": "USD", "gold_ratio": "0.1",
         "lease_minutes": 15, "consolidate_every": 50, "confidence_threshold": "0.6", "max_overlap": "5",
         "quality_min_gold": 10, "blocked_answers": "exclude",
-
         "quality_threshold": "0.7", "consolidation_method": "dawid_skene",
+        "max_items_per_annotator": "", "qualification_size": 0, "qualification_pass_mark": "0.8",
+        "qualification_attempts": 2, "training_items": 0, "suggestion_min_confidence": "0.5",
+        "bonus_gold_accuracy": "", "bonus_per_answer": "0",
     }  # fmt: skip
 
     saved = client.post(f"/projects/{cast.project.pk}/settings/", data)
