@@ -26,13 +26,14 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.text import slugify
 
 from apps.projects.answers import WHITESPACE_SEPARATED, Answer, LabelIndex, bio_tags, tokens_of, value_render
 from apps.projects.models import Item, Project, TaskType
 
 from .models import Annotation, ItemConsensus
+from .payments import PayRow
 
 CHUNK = 2000
 
@@ -283,3 +284,41 @@ def _conll(project: Project, labels: LabelIndex) -> Iterator[str]:
             continue
         tokens, tags = conll_tokens(item.text, answer, labels)
         yield "".join(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True)) + "\n"
+
+
+# --- payments ----------------------------------------------------------------------------------
+
+PAY_COLUMNS = [
+    "annotator", "worker_id", "answers", "accepted", "pending", "gold_answered", "gold_accuracy", "base", "bonus",
+    "amount", "currency",
+]  # fmt: skip
+
+
+def payments_csv(*, rows: list[PayRow], formula_escape: bool = True) -> str:
+    """The payments page's rows as CSV, one per person. Usernames and external worker ids
+    come from outside, so their cells are escaped as the items export escapes text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    escape = csv_formula_escape if formula_escape else (lambda cell: cell)
+    writer.writerow(PAY_COLUMNS)
+    for row in rows:
+        cells = [
+            row.annotator.get_username(), row.worker_id, row.answers, row.accepted, row.pending, row.gold_answered,
+            "" if row.gold_accuracy is None else f"{row.gold_accuracy:.4f}", row.base, row.bonus, row.amount,
+            row.currency,
+        ]  # fmt: skip
+        writer.writerow([escape(cell) for cell in cells])
+    return buffer.getvalue()
+
+
+def payments_response(
+    *, project: Project, rows: list[PayRow], start: date | None, end: date | None, formula_escape: bool = True
+) -> HttpResponse:
+    """The payments CSV as a download named for the project and the period."""
+    response = HttpResponse(
+        payments_csv(rows=rows, formula_escape=formula_escape), content_type="text/csv; charset=utf-8"
+    )
+    slug = slugify(project.name)[:50] or "project"
+    period = f"{start.isoformat() if start else 'start'}-to-{(end or date.today()).isoformat()}"
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{project.pk}-payments-{period}.csv"'
+    return response

@@ -47,3 +47,20 @@ class ExportOptionsForm(forms.Form):
 
     def clean_formula_escape(self) -> bool:
         return self.cleaned_data["formula_escape"] != "false"  # absent means on
+
+
+class PayPeriodForm(forms.Form):
+    """The period of the payments page and its CSV: both days included, either open."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    formula_escape = forms.ChoiceField(choices=[("true", "true"), ("false", "false")], required=False)
+
+    def clean_formula_escape(self) -> bool:
+        return self.cleaned_data["formula_escape"] != "false"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            self.add_error("end", "The period ends before it starts.")
+        return data

@@ -2,16 +2,19 @@
 the overview's sections, the reports' charts and heat map."""
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelIndex
 from apps.projects.models import Item, PrelabelMode, Project
 from apps.projects.presentation import answer_display
 from apps.projects.selectors import ANNOTATE, REVIEW
 
-from . import selectors, services
+from . import payments, selectors, services
 from .models import Assignment
 
 
@@ -183,3 +186,37 @@ def heatmap_cells(heatmap: dict[str, Any] | None) -> dict[str, Any] | None:
             for values, counts in zip(heatmap["kappa"], heatmap["shared"], strict=True)
         ],
     }
+
+
+def pay_context(*, project: Project, start: date | None, end: date | None, valid: bool = True) -> dict[str, Any]:
+    """The payments page: a row per person, the totals, and, over all time, whether the
+    paid answers match the budget spent (they do unless answers were deleted)."""
+    rows = payments.pay_rows(project=project, start=start, end=end) if valid else []
+    total = payments.pay_total(rows)
+    all_time = valid and start is None and end is None
+    query = urlencode({key: value.isoformat() for key, value in (("start", start), ("end", end)) if value})
+    return {
+        "rows": rows,
+        "total": total,
+        "all_time": all_time,
+        "budget_spent": project.budget_spent,
+        "budget_cost": project.budget_spent * project.price_per_annotation,
+        "matches_budget": total.answers == project.budget_spent,
+        "period_query": query,
+        "shortcuts": pay_periods(timezone.localdate()),
+    }
+
+
+def pay_periods(today: date) -> list[dict[str, str]]:
+    """Periods a payer often wants: this month, last month, the last 7 days, all time."""
+    first = today.replace(day=1)
+    last_month_end = first - timedelta(days=1)
+    periods = [
+        ("This month", first, today),
+        ("Last month", last_month_end.replace(day=1), last_month_end),
+        ("Last 7 days", today - timedelta(days=6), today),
+    ]
+    shortcuts = [
+        {"name": name, "query": urlencode({"start": a.isoformat(), "end": b.isoformat()})} for name, a, b in periods
+    ]
+    return [*shortcuts, {"name": "All time", "query": ""}]

@@ -17,4 +17,6 @@ urlpatterns = [
     path("projects/<int:project_id>/members/<int:membership_id>/unblock/", views.unblock, name="unblock"),
     path("projects/<int:project_id>/export/", views.export, name="export"),
     path("projects/<int:project_id>/export/<str:fmt>/", views.export_download, name="export_download"),
+    path("projects/<int:project_id>/payments/", views.pay, name="payments"),
+    path("projects/<int:project_id>/payments/csv/", views.pay_csv, name="payments_csv"),
 ]

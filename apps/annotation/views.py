@@ -26,11 +26,11 @@ from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, MANAGE, REVIEW
 from apps.projects.services import membership_unblock
 from platform.errors import Conflict
-from platform.html import AuthenticatedRequest, refusal_json, refusal_message
+from platform.html import AuthenticatedRequest, refusal_json, refusal_message, render_page
 
-from . import consensus, presentation, selectors, services
-from .exports import ExportError, export_formats_for, export_response
-from .forms import ExportOptionsForm, held_assignment_ids, submitted_value
+from . import consensus, payments, presentation, selectors, services
+from .exports import ExportError, export_formats_for, export_response, payments_response
+from .forms import ExportOptionsForm, PayPeriodForm, held_assignment_ids, submitted_value
 from .models import Annotation, Assignment, AssignmentState
 
 
@@ -325,3 +325,36 @@ def export_download(request: AuthenticatedRequest, project_id: int, fmt: str) ->
         return export_response(project=project, fmt=fmt, formula_escape=options.cleaned_data["formula_escape"])
     except ExportError as error:
         raise Http404(str(error)) from None
+
+
+# --- payments (managers) ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def pay(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    """What each person earned in a period: answers, accepted answers, gold accuracy, amounts."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    period = PayPeriodForm(request.GET)
+    start, end = (period.cleaned_data["start"], period.cleaned_data["end"]) if period.is_valid() else (None, None)
+    context = {
+        "project": project,
+        "period": period,
+        **presentation.pay_context(project=project, start=start, end=end, valid=period.is_valid()),
+    }
+    return render_page(request, "annotation/payments.html", context, partial="pay-table")
+
+
+@login_required
+@require_GET
+def pay_csv(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    period = PayPeriodForm(request.GET)
+    if not period.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in period.errors.items())
+        return HttpResponseBadRequest(problems, content_type="text/plain")
+    start, end = period.cleaned_data["start"], period.cleaned_data["end"]
+    rows = payments.pay_rows(project=project, start=start, end=end)
+    return payments_response(
+        project=project, rows=rows, start=start, end=end, formula_escape=period.cleaned_data["formula_escape"]
+    )

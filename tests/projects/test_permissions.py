@@ -44,6 +44,8 @@ MATRIX = [
     ("projects:import_detail", "get", {M}),
     ("annotation:export", "get", {M}),
     ("annotation:export_download", "get", {M}),
+    ("annotation:payments", "get", {M}),
+    ("annotation:payments_csv", "get", {M}),
     ("api-project", "get", EVERYONE),
     ("api-project", "patch", {M}),
     ("api-project", "delete", {M}),
