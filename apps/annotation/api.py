@@ -60,7 +60,8 @@ DURATION_MS_MAX = 2**31 - 1
 
 class NextTaskOutput(serializers.Serializer):
     task = TaskOutput(allow_null=True)
-    reason = serializers.ChoiceField(choices=["", "blocked", "budget", "done", "busy", "no_labels"])
+    # Every reason task distribution gives (the qualification test and training among them).
+    reason = serializers.ChoiceField(choices=["", *services.NoTask.MESSAGES])
     message = serializers.CharField()
 
 

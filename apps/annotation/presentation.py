@@ -12,10 +12,19 @@ from django.utils import timezone
 from apps.projects.answers import Answer, LabelIndex
 from apps.projects.models import Item, PrelabelMode, Project
 from apps.projects.presentation import answer_display
+from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, REVIEW
 
 from . import payments, selectors, services
-from .models import Assignment
+from .models import Assignment, PracticeAnswer
+from .qualification import (
+    crowd_notices,
+    practice_number,
+    practice_progress,
+    practice_truth,
+    qualification_results,
+    qualification_state,
+)
 
 
 def task_context(*, project: Project, labels: LabelIndex, assignment: Assignment) -> dict[str, Any]:
@@ -68,6 +77,66 @@ def recent_answers(*, project: Project, annotator: User, labels: LabelIndex) -> 
             }
         )
     return recent
+
+
+def qualification_context(*, project: Project, annotator: User, labels: LabelIndex) -> dict[str, Any]:
+    """The test page: the next item of the attempt under way, or where the person stands.
+    Never the right answers, nor a model's suggestion: the test measures the person."""
+    state = qualification_state(project=project, annotator=annotator)
+    return {
+        "project": project,
+        "labels": labels.labels,
+        "state": state,
+        "percent_done": round(100 * (state.position - 1) / state.size) if state.item and state.size else 0,
+        "score_percent": _percent(state.latest.score if state.latest else None),
+        "pass_percent": _percent(project.qualification_pass_mark),
+        "instructions_html": markdown_to_html(project.instructions),
+    }
+
+
+def practice_context(*, project: Project, annotator: User, labels: LabelIndex, item: Item) -> dict[str, Any]:
+    """A practice item to answer (its answer shows once they have answered)."""
+    done, total = practice_progress(project=project, annotator=annotator)
+    return {
+        "project": project,
+        "labels": labels.labels,
+        "item": item,
+        "position": done + 1,
+        "total": total,
+        "instructions_html": markdown_to_html(project.instructions),
+    }
+
+
+def practice_feedback_context(*, project: Project, labels: LabelIndex, practice: PracticeAnswer) -> dict[str, Any]:
+    """After a practice answer: whether it was right, the right answer beside theirs, and
+    what the labels involved mean (their descriptions, then the instructions)."""
+    item, given = practice.item, practice.parts
+    truth = practice_truth(project=project, practice=practice)
+    involved = {*truth.label_ids, *given.label_ids}
+    _, total = practice_progress(project=project, annotator=practice.annotator)
+    return {
+        "project": project,
+        "item": item,
+        "practice": practice,
+        "verdict": "right" if practice.score >= 1 else "partly" if practice.score > 0 else "wrong",
+        "score_percent": _percent(practice.score),
+        "given": answer_display(project, labels, given.only_labels(labels.by_id), item.text),
+        "truth": answer_display(project, labels, truth, item.text),
+        "explained": [label for label in labels.labels if label.pk in involved and label.description],
+        "position": practice_number(project=project, practice=practice),
+        "total": total,
+        "instructions_html": markdown_to_html(project.instructions),
+    }
+
+
+def members_sections(*, project: Project) -> dict[str, Any]:
+    """What the members page shows of the test and training: each annotator's test result
+    by user id, and what the manager should know about the settings."""
+    return {"member_tests": qualification_results(project=project), "crowd_notices": crowd_notices(project=project)}
+
+
+def _percent(share: float | None) -> int | None:
+    return None if share is None else round(100 * share)
 
 
 def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[str, Any]:

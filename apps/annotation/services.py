@@ -18,8 +18,8 @@ How ``task_next_for_annotator`` picks:
 1. Leases past their time are expired in bulk (their items get the room back), at
    most every few seconds per project, and again whenever no item is free.
 2. The annotator's own live lease is handed back first (they reloaded the page).
-3. With probability ``gold_ratio`` a gold item they have not seen is tried first;
-   gold items look like any other item and have no annotator limit.
+3. With probability ``gold_ratio`` a gold item they have not seen (nor practised on)
+   is tried first; gold items look like any other item and have no annotator limit.
 4. Otherwise the highest-priority open item they have not seen whose annotations
    plus live leases are below k, locked with ``FOR UPDATE SKIP LOCKED`` so that
    concurrent annotators each take a different row. (SQLite has no row locks;
@@ -27,7 +27,8 @@ How ``task_next_for_annotator`` picks:
    so the same code runs one request at a time.)
 5. In a project with a budget, the project row is locked and spent plus live paid
    leases are counted against the budget first; when it is spent, nothing is leased.
-Steps 2 to 5 run in one transaction.
+Steps 2 to 5 run in one transaction. Before step 1, a newcomer who must first pass the
+qualification test or practise gets no item, only the reason (qualification.py).
 """
 
 import random
@@ -51,7 +52,8 @@ from platform.errors import Conflict
 
 from . import events
 from .consensus import consensus_provisional, consolidation_request
-from .models import Annotation, AnnotationLabel, Assignment, AssignmentState
+from .models import Annotation, AnnotationLabel, Assignment, AssignmentState, PracticeAnswer
+from .qualification import Stage, crowd_stage
 from .quality import annotator_quality_check
 from .selectors import annotation_answer, assignment_get
 
@@ -73,8 +75,15 @@ class NoTask:
     DONE = "done"
     BUSY = "busy"
     NO_LABELS = "no_labels"
+    # Before real work (qualification.py): the test, failed for good, or training.
+    QUALIFICATION = Stage.TEST
+    NOT_QUALIFIED = Stage.NOT_QUALIFIED
+    TRAINING = Stage.TRAINING
 
     MESSAGES = {
+        QUALIFICATION: "Pass this project's qualification test first: open the labelling page to take it.",
+        NOT_QUALIFIED: "You did not pass this project's qualification test, so no items are given to you.",
+        TRAINING: "Finish your practice items first: open the labelling page to go on.",
         BLOCKED: "You are blocked from this project, so no new items are given to you.",
         BUDGET: "The project's budget is used up: no paid items are handed out until a manager raises it.",
         DONE: "There is nothing left for you to label in this project. Thank you!",
@@ -157,7 +166,14 @@ def _regular_candidates(project: Project, annotator: User) -> QuerySet[Item]:
 
 
 def _gold_candidates(project: Project, annotator: User) -> QuerySet[Item]:
-    return Item.objects.filter(project=project, is_gold=True).exclude(_unseen_by(annotator)).order_by("?")
+    # A gold item they practised on showed them its answer: it cannot check them.
+    practised = Exists(PracticeAnswer.objects.filter(item=OuterRef("pk"), annotator=annotator))
+    return (
+        Item.objects.filter(project=project, is_gold=True)
+        .exclude(_unseen_by(annotator))
+        .exclude(practised)
+        .order_by("?")
+    )
 
 
 def _lock_first(items: QuerySet[Item]) -> Item | None:
@@ -232,6 +248,9 @@ def task_next_for_annotator(
         return NextTask(None, NoTask.BLOCKED)
     if not (labels.labels if labels is not None else project.labels.exists()):
         return NextTask(None, NoTask.NO_LABELS)
+    stage = crowd_stage(project=project, annotator=annotator)
+    if stage != Stage.WORK:
+        return NextTask(None, stage)
     if time.monotonic() - _last_sweep.get(project.pk, 0.0) > SWEEP_EVERY_SECONDS:
         leases_expire(project=project)
     outcome = _lease_next(project, annotator, exclude_assignment_ids)
