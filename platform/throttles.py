@@ -99,3 +99,14 @@ class LoginThrottle(FixedWindowThrottle):
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
+
+
+class SignUpThrottle(FixedWindowThrottle):
+    """Accounts made through join links (the sign-up form, and a worker id's first visit),
+    per address: anyone with a link may make an account, so this bounds how fast one
+    address can. The join page calls it directly (it is not a DRF view)."""
+
+    scope = "signup"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}

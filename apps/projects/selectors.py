@@ -11,11 +11,12 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.utils.timesince import timesince
 
 from .answers import Answer, LabelPart
 from .jobs import JobState
-from .models import ImportJob, Item, ItemState, Label, Membership, Project, Role
+from .models import ImportJob, Item, ItemState, JoinLink, Label, Membership, Project, Role
 
 # Who may do what. A manager may do everything a reviewer may.
 MANAGE = frozenset({Role.MANAGER})
@@ -131,6 +132,74 @@ def account_find(*, identifier: str, by: User | None) -> User | None:
     if by is not None and not by.is_superuser:
         accounts = accounts.filter(memberships__project__memberships__user=by)
     return accounts.order_by("pk").first()
+
+
+# --- joining by link (docs/crowd.md) ---------------------------------------------------------
+
+
+class LinkState:
+    """Whether a join link still lets people in, and if not, why."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+
+    MESSAGES = {
+        REVOKED: "This join link was turned off by the project's managers.",
+        EXPIRED: "This join link has expired.",
+        USED_UP: "This join link has been used as many times as it may be.",
+    }
+
+
+def join_link_state(link: JoinLink, now: Any = None) -> str:
+    """Revoked wins over expired, and expired over used up: the reason a person can act on."""
+    now = now or timezone.now()
+    if link.revoked_at is not None:
+        return LinkState.REVOKED
+    if link.expires_at is not None and link.expires_at <= now:
+        return LinkState.EXPIRED
+    if link.max_uses is not None and link.uses >= link.max_uses:
+        return LinkState.USED_UP
+    return LinkState.ACTIVE
+
+
+def join_link_by_token(*, token: str) -> JoinLink:
+    """The link a token names, with its project; an unknown token is a 404."""
+    link = JoinLink.objects.select_related("project").filter(token=token[:64]).first()
+    if link is None:
+        raise Http404("This join link does not exist. Check that you copied the whole address.")
+    return link
+
+
+def join_link_get(*, project: Project, link_id: Any) -> JoinLink:
+    try:
+        return JoinLink.objects.get(project=project, pk=int(link_id))
+    except (JoinLink.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such join link in this project.") from None
+
+
+def join_links(*, project: Project) -> QuerySet[JoinLink]:
+    """The project's links, newest first."""
+    return JoinLink.objects.filter(project=project).select_related("created_by").order_by("-created_at", "-id")
+
+
+def membership_of(*, project: Project, user: User | AnonymousUser) -> Membership | None:
+    """The user's membership in the project, with the link they joined through."""
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.select_related("join_link").filter(project=project, user=user).first()
+
+
+def membership_of_worker(*, project: Project, worker_id: str) -> Membership | None:
+    """The member an external platform's worker id belongs to in this project. Worker
+    accounts are per project: knowing one project's link never opens another's."""
+    return (
+        Membership.objects.select_related("user")
+        .filter(project=project, external_worker_id=worker_id)
+        .order_by("pk")
+        .first()
+    )
 
 
 # The orders a list of items may take: by id (oldest first) or newest first. Only these:

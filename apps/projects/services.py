@@ -1,19 +1,29 @@
 """Writes for projects, their labels and memberships. Every rule about what may change
 lives here; views and API views only translate requests into these calls."""
 
-from collections.abc import Iterable, Mapping
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from platform.backbones import backbone_check
+from platform.errors import Conflict
+from platform.tasks import task_send_on_commit
 
 from . import events, selectors
-from .models import LABEL_PALETTE, GoldLabel, Item, Label, Membership, Project, Role
+from .models import LABEL_PALETTE, GoldLabel, Item, JoinLink, Label, Membership, Project, Role
 
 PROJECT_EDITABLE_FIELDS = (
     "name",
@@ -303,3 +313,269 @@ def membership_unblock(*, membership: Membership) -> Membership:
     membership.unblocked_at = timezone.now()
     membership.save(update_fields=["is_blocked", "blocked_reason", "blocked_at", "unblocked_at"])
     return membership
+
+
+# --- joining by link, and invitations (docs/crowd.md) ------------------------------------------
+#
+# Under concurrency: a use is counted by one conditional UPDATE that checks the link is still
+# open (not revoked, not expired, uses below max_uses) in the same statement, so no number of
+# simultaneous sign-ups takes a link past its maximum; the membership is created in the same
+# transaction, so a refused join leaves nothing behind. Worker accounts of one link are made
+# under a lock on the link row, so a double-clicked study URL makes one account, not two.
+
+# What an external platform's worker id may look like: letters, digits and . _ @ + -, as in
+# Prolific's, Mechanical Turk's and Toloka's ids; it becomes part of a username.
+WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,199}")
+# How long a personal invitation sent by e-mail stays open.
+INVITATION_DAYS = 14
+# The most entries one bulk invitation takes.
+INVITE_MAX_ENTRIES = 200
+
+
+class JoinClosed(Conflict):
+    """A join link that no longer lets people in; ``reason`` is a ``selectors.LinkState``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(selectors.LinkState.MESSAGES.get(reason, "This join link is closed."))
+        self.reason = reason
+
+
+@dataclass
+class Joined:
+    membership: Membership
+    # False when the person was a member already: nothing changed, no use was counted.
+    created: bool
+
+
+@transaction.atomic
+def join_link_create(
+    *,
+    project: Project,
+    by: User | None,
+    name: str = "",
+    expires_at: datetime | None = None,
+    max_uses: int | None = None,
+    worker_id_param: str = "",
+) -> JoinLink:
+    """A new link to the project for annotators (role annotator: a link is for the crowd)."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "Choose an expiry in the future, or none."})
+    link = JoinLink(
+        project=project,
+        created_by=by,
+        name=name.strip(),
+        role=Role.ANNOTATOR,
+        expires_at=expires_at,
+        max_uses=max_uses,
+        worker_id_param=worker_id_param.strip(),
+    )
+    link.full_clean()
+    link.save()
+    return link
+
+
+def join_link_revoke(*, link: JoinLink) -> JoinLink:
+    """Turn a link off for good; members who joined through it stay. Revoking twice keeps
+    the first time."""
+    JoinLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    link.refresh_from_db(fields=["revoked_at"])
+    return link
+
+
+def _use_counted(link: JoinLink, now: datetime) -> bool:
+    """Count one use if the link is open at this instant: the check and the count are one
+    statement, so concurrent joins cannot pass ``max_uses`` together."""
+    open_now = (
+        Q(revoked_at__isnull=True)
+        & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        & (Q(max_uses__isnull=True) | Q(uses__lt=F("max_uses")))
+    )
+    return bool(JoinLink.objects.filter(open_now, pk=link.pk).update(uses=F("uses") + 1))
+
+
+def _join(link: JoinLink, user: User, worker_id: str = "") -> Joined:
+    existing = Membership.objects.filter(project_id=link.project_id, user=user).first()
+    if existing is not None:
+        return Joined(existing, created=False)
+    now = timezone.now()
+    if not _use_counted(link, now):
+        link.refresh_from_db()
+        raise JoinClosed(selectors.join_link_state(link, now))
+    membership = Membership.objects.create(
+        project_id=link.project_id, user=user, role=link.role, join_link=link, external_worker_id=worker_id
+    )
+    link.uses += 1
+    return Joined(membership, created=True)
+
+
+def join_link_use(*, link: JoinLink, user: User) -> Joined:
+    """Join the link's project as ``user``. A member already stays as they are (no use is
+    counted); a closed link raises JoinClosed and changes nothing."""
+    try:
+        with transaction.atomic():
+            return _join(link, user)
+    except IntegrityError:
+        # The same person joined in a parallel request a moment ago (one membership each).
+        existing = Membership.objects.filter(project_id=link.project_id, user=user).first()
+        if existing is None:
+            raise
+        return Joined(existing, created=False)
+
+
+def _username_check(username: str) -> str:
+    username = User.normalize_username(username.strip())
+    try:
+        # The model field's own rules: required, at most 150 characters, letters, digits and @.+-_.
+        User._meta.get_field("username").clean(username, User())
+    except ValidationError as error:
+        raise ValidationError({"username": error.messages}) from None
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "That username is taken; choose another, or log in if it is yours."})
+    return username
+
+
+def _email_check(email: str) -> str:
+    email = User.objects.normalize_email(email.strip())
+    if not email:
+        return ""
+    try:
+        validate_email(email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from None
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An account already uses this e-mail address: log in with it instead."})
+    return email
+
+
+@transaction.atomic
+def account_create_by_link(*, link: JoinLink, username: str, password: str, email: str = "") -> Joined:
+    """Sign up through a join link: a new account and its membership, in one transaction,
+    so a link that closed meanwhile leaves no account behind. The password goes through the
+    site's validators (AUTH_PASSWORD_VALIDATORS)."""
+    username = _username_check(username)
+    email = _email_check(email)
+    user = User(username=username, email=email)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from None
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ValidationError({"username": "That username is taken; choose another."}) from None
+    return _join(link, user)
+
+
+def worker_id_check(worker_id: str) -> str:
+    """An external platform's worker id as it may be stored, or a ValidationError saying why not."""
+    if not WORKER_ID.fullmatch(worker_id):
+        raise ValidationError(
+            "The worker id in this address is not one Quorum accepts: up to 200 letters, digits and . _ @ + -, "
+            "starting with a letter or digit. Open the study from your crowd platform's page again."
+        )
+    return worker_id
+
+
+def _worker_username(link: JoinLink, worker_id: str) -> str:
+    """A username for a worker account: the parameter's name and the id (both in Django's
+    username characters already), made unique with a random suffix when taken."""
+    base = f"{link.worker_id_param.lower()}-{worker_id}"[:140]
+    username = base
+    while User.objects.filter(username__iexact=username).exists():
+        username = f"{base}-{secrets.token_hex(3)}"
+    return username
+
+
+@transaction.atomic
+def worker_account_for_link(*, link: JoinLink, worker_id: str) -> Joined:
+    """The account an external platform's worker has in the link's project, made on their
+    first visit (no password: they come back through the platform's link). The link row is
+    locked first, so two requests of one worker at once make one account."""
+    worker_id = worker_id_check(worker_id)
+    if not link.worker_id_param:
+        raise ValidationError("This join link takes no worker id.")
+    list(JoinLink.objects.select_for_update().filter(pk=link.pk).values_list("pk", flat=True))
+    existing = selectors.membership_of_worker(project=link.project, worker_id=worker_id)
+    if existing is not None:
+        account = existing.user
+        # Only a plain worker account signs in by its worker id: one an administrator gave a
+        # password, staff rights or turned off must sign in (or stay out) the usual way.
+        if account.has_usable_password() or account.is_staff or account.is_superuser or not account.is_active:
+            raise Conflict("This worker's account signs in with a password: log in with it instead.")
+        return Joined(existing, created=False)
+    user = User(username=_worker_username(link, worker_id))
+    user.set_unusable_password()
+    user.save()
+    return _join(link, user, worker_id=worker_id)
+
+
+@dataclass
+class InviteReport:
+    added: list[str] = field(default_factory=list)
+    invited: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def invite_entries(raw: str) -> list[str]:
+    """The usernames and e-mail addresses of a pasted list (commas, semicolons, spaces or
+    lines between them), each once, in their order."""
+    entries = [entry.strip() for entry in re.split(r"[\s,;]+", raw) if entry.strip()]
+    unique = list(dict.fromkeys(entry.casefold() for entry in entries))
+    first = {entry.casefold(): entry for entry in reversed(entries)}
+    if len(unique) > INVITE_MAX_ENTRIES:
+        raise ValidationError(f"Invite at most {INVITE_MAX_ENTRIES} people at a time.")
+    return [first[key] for key in unique]
+
+
+def _is_email(entry: str) -> bool:
+    try:
+        validate_email(entry)
+    except ValidationError:
+        return False
+    return True
+
+
+def invitation_send(*, link_id: int, inviter_id: int, address: str, url: str) -> None:
+    """Send one personal invitation (a worker runs this: SMTP may be slow). A link revoked or
+    deleted before it went out is not sent."""
+    link = JoinLink.objects.select_related("project").filter(pk=link_id, revoked_at__isnull=True).first()
+    if link is None:
+        return
+    inviter = User.objects.filter(pk=inviter_id).first()
+    name = (inviter.get_full_name() or inviter.get_username()) if inviter else "A project manager"
+    until = f", until {link.expires_at:%d %B %Y}" if link.expires_at else ""
+    body = (
+        f"{name} invites you to label texts in the project “{link.project.name}” on Quorum.\n\n"
+        f"Open this link to sign up (or log in) and join:\n{url}\n\n"
+        f"The link is yours alone: it works once{until}.\n"
+    )
+    send_mail(f"Join “{link.project.name}” on Quorum", body, None, [address])
+
+
+@transaction.atomic
+def members_invite(
+    *, project: Project, by: User, entries: list[str], join_url: Callable[[JoinLink], str]
+) -> InviteReport:
+    """Add people by username or e-mail: accounts the manager may find (``account_find``,
+    which finds only people who share a project with them) join as annotators; other
+    e-mail addresses get a personal join link (one use, ``INVITATION_DAYS`` days) by e-mail,
+    which a worker sends after commit. An unknown username is reported, never guessed at."""
+    report = InviteReport()
+    expires_at = timezone.now() + timedelta(days=INVITATION_DAYS)
+    for entry in entries:
+        user = selectors.account_find(identifier=entry, by=by)
+        if user is not None:
+            _, created = Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.ANNOTATOR})
+            (report.added if created else report.already).append(entry)
+        elif _is_email(entry):
+            link = join_link_create(
+                project=project, by=by, name=f"Invitation: {entry}"[:100], max_uses=1, expires_at=expires_at
+            )
+            task_send_on_commit("projects.invitation_send", link.pk, by.pk, entry, join_url(link))
+            report.invited.append(entry)
+        else:
+            report.unknown.append(entry)
+    return report

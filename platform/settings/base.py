@@ -143,6 +143,18 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 
+# E-mail: invitations to join a project (docs/crowd.md), sent by a worker. SMTP from the
+# environment in production; development prints messages in the log (settings/dev.py).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Quorum <quorum@localhost>")
+
 # A shared cache: import progress written by a worker is read by the web process.
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
@@ -190,6 +202,8 @@ REST_FRAMEWORK = {
         "anon": env_str("QUORUM_THROTTLE_ANON", "120/minute"),
         "user": env_str("QUORUM_THROTTLE_USER", "3000/minute"),
         "login": env_str("QUORUM_THROTTLE_LOGIN", "30/minute"),  # POST /api/auth/token/, per address
+        # Accounts made through join links, per address (the join page; docs/crowd.md).
+        "signup": env_str("QUORUM_THROTTLE_SIGNUP", "30/hour"),
     },
     "NUM_PROXIES": env_int("QUORUM_PROXY_COUNT", 0),
 }

@@ -11,6 +11,8 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 ALLOWED_HOSTS = ["*"]
 QUORUM_DEMO_ALLOWED = True  # make demo
+# Invitation e-mails are printed in the worker's log (make demo), never sent.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 # The filesystem broker needs its folders before the first message.
