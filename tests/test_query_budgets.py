@@ -64,8 +64,8 @@ API_ITEMS = 5
 # the next item in disagreement.
 REVIEW_PAGE = 11
 # Session and user, gate, latest and active run, labels, qualities, memberships, durations, answers per annotator,
-# confidences, items in disagreement.
-REPORTS_PAGE = 12
+# confidences, items in disagreement, and for them the labels and every answer (how their answers split).
+REPORTS_PAGE = 14
 # Session and user, gate, versions, training runs (with requester and version), pool ranking (with version).
 LEARNING_PAGE = 6
 # Gate, the champion, labels.

@@ -16,7 +16,7 @@ from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, REVIEW
 
 from . import payments, selectors, services
-from .models import Assignment, PracticeAnswer
+from .models import Assignment, ItemConsensus, PracticeAnswer
 from .qualification import (
     crowd_notices,
     practice_number,
@@ -289,3 +289,36 @@ def pay_periods(today: date) -> list[dict[str, str]]:
         {"name": name, "query": urlencode({"start": a.isoformat(), "end": b.isoformat()})} for name, a, b in periods
     ]
     return [*shortcuts, {"name": "All time", "query": ""}]
+
+
+def answer_name(project: Project, labels: LabelIndex, answer: Answer, text: str) -> str:
+    """An answer in a few words: its labels in the ontology's order, or its spans with their text."""
+    if project.is_spans:
+        spans = [f"{labels.by_id[p.label_id].name} “{text[p.start : p.end]}”" for p in answer if p.is_span]
+        return ", ".join(spans) or "No entities"
+    chosen = sorted((labels.by_id[p.label_id] for p in answer), key=lambda label: (label.order, label.pk))
+    return " + ".join(label.name for label in chosen) or "No label"
+
+
+def disagreement_rows(*, project: Project, rows: list[ItemConsensus], labels: LabelIndex) -> list[dict[str, Any]]:
+    """Items waiting for a reviewer, each with how its answers split ("Sports 2 · World 1",
+    the most given first) and its consensus as it stands."""
+    splits = selectors.answer_splits(item_ids=[row.item_id for row in rows])
+    shown = []
+    for row in rows:
+        current = row.parts.only_labels(labels.by_id)
+        named = [
+            (answer_name(project, labels, answer, row.item.text), n, answer)
+            for answer, n in splits.get(row.item_id, {}).items()
+        ]
+        shown.append(
+            {
+                "consensus": row,
+                "consensus_name": answer_name(project, labels, current, row.item.text),
+                "split": [
+                    {"name": name, "count": n, "is_consensus": answer == current}
+                    for name, n, answer in sorted(named, key=lambda each: (-each[1], each[0]))
+                ],
+            }
+        )
+    return shown

@@ -2,7 +2,7 @@
 consensus, the reports and the review pages, and the API's lists."""
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -321,6 +321,24 @@ def disagreements(*, project: Project) -> QuerySet[ItemConsensus]:
 
 def item_next_disagreement(*, project: Project, after: Item) -> ItemConsensus | None:
     return disagreements(project=project).exclude(item=after).first()
+
+
+def answer_splits(*, item_ids: Iterable[int]) -> dict[int, Counter[Answer]]:
+    """How the answers to these items split: each distinct answer and how many gave it, by
+    item, in one query (an answer without parts, "no entities", counts too)."""
+    parts: dict[int, list[LabelPart]] = defaultdict(list)
+    item_of: dict[int, int] = {}
+    rows = Annotation.objects.filter(item_id__in=list(item_ids)).values_list(
+        "pk", "item_id", "labels__start", "labels__end", "labels__label_id"
+    )
+    for pk, item_id, start, end, label_id in rows.order_by():
+        item_of[pk] = item_id
+        if label_id is not None:
+            parts[pk].append(LabelPart(start, end, label_id))
+    splits: dict[int, Counter[Answer]] = defaultdict(Counter)
+    for pk, item_id in item_of.items():
+        splits[item_id][Answer(parts.get(pk, ()))] += 1
+    return dict(splits)
 
 
 def confidence_histogram(*, project: Project) -> list[int]:

@@ -233,7 +233,11 @@ def reports(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         "heatmap": presentation.heatmap_cells(run.report.get("heatmap") if run else None),
         "rows": rows,
         "charts": presentation.report_charts(rows, selectors.confidence_histogram(project=project)),
-        "disagreements": selectors.disagreements(project=project)[:25],
+        "disagreements": presentation.disagreement_rows(
+            project=project,
+            rows=list(selectors.disagreements(project=project)[:25]),
+            labels=LabelIndex.for_project(project),
+        ),
         "method_titles": dict(ConsolidationMethod.choices),
     }
     return render(request, "annotation/reports.html", context)

@@ -332,7 +332,7 @@
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         const skip = event.submitter && event.submitter.classList.contains("skip-button");
-        submit(skip);
+        submit(skip, event.submitter);
       });
       if (task.textEl) task.textEl.focus({ preventScroll: true });
       window.scrollTo({ top: 0 });
@@ -424,7 +424,7 @@
     }
   }
 
-  function submit(skip) {
+  function submit(skip, submitter) {
     if (!task) return;
     if (!skip && !task.valid()) {
       showToast("Choose a label first (press its key).", "info");
@@ -432,6 +432,15 @@
     }
     task.prepare();
     if (editMode) {
+      // form.submit() sends no button's value: carry the one pressed (the review page's
+      // "Save and review the next" sends then=next), or the server stays on this item.
+      if (submitter && submitter.name) {
+        const pressed = document.createElement("input");
+        pressed.type = "hidden";
+        pressed.name = submitter.name;
+        pressed.value = submitter.value;
+        task.form.appendChild(pressed);
+      }
       task.form.submit();
       return;
     }
