@@ -270,7 +270,7 @@ class Project(models.Model):
 # Distinct, readable colours handed to new labels in turn.
 LABEL_PALETTE = [
     "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2",
-    "#ca8a04", "#db2777", "#4f46e5", "#059669", "#b91c1c", "#7c3aed",
+    "#a16207", "#db2777", "#4f46e5", "#059669", "#b91c1c", "#7c3aed",
 ]  # fmt: skip
 
 

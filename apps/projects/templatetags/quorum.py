@@ -2,6 +2,8 @@ from decimal import Decimal
 
 from django import template
 
+from apps.projects import colours
+
 register = template.Library()
 
 
@@ -13,3 +15,22 @@ def money(value: Decimal | float | None) -> str:
     text = f"{Decimal(value):,.4f}".rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+@register.filter
+def text_on(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (a selected label's name);
+    white for what is not a colour (the model's validator keeps those out)."""
+    try:
+        return colours.text_colour_on(colour)
+    except ValueError:
+        return colours.WHITE
+
+
+@register.filter
+def hard_to_see(colour: str) -> bool:
+    """Whether a label's colour is too pale to see on a white card (below 3:1)."""
+    try:
+        return colours.hard_to_see(colour)
+    except ValueError:
+        return False
