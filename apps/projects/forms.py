@@ -102,3 +102,56 @@ class ImportForm(forms.Form):
     id_field = forms.CharField(initial="id", label="External id column")
     gold_field = forms.CharField(initial="gold", label="Gold label column")
     conll_tags_are_gold = forms.BooleanField(required=False, initial=True, label="CoNLL tags are gold answers")
+class JoinLinkForm(forms.Form):
+    """A new join link; the service checks the rest (an expiry in the future)."""
+
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Prolific batch 3"}),
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    max_uses = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Most people")
+    worker_id_param = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Worker id parameter",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. PROLIFIC_PID", "autocomplete": "off"}),
+        help_text="Only for an external crowd platform, which adds the worker's id to the address.",
+    )
+
+
+class InviteForm(forms.Form):
+    entries = forms.CharField(
+        label="Usernames or e-mail addresses",
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "ada@example.org, grace@example.org\nlinus"}),
+        help_text="Separated by commas, spaces or lines. New e-mail addresses get a personal link by e-mail.",
+    )
+
+
+class SignUpForm(forms.Form):
+    """Sign-up through a join link. The service applies the username and password rules."""
+
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"}))
+    email = forms.EmailField(
+        required=False, label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    password1 = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
+            self.add_error("password2", "The two passwords differ.")
+        return data
+
+

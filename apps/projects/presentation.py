@@ -1,10 +1,15 @@
 """Projects' data shaped for templates and charts: answers ready to show, the items-by-state
 chart. Views of every app use these, so no view imports another view."""
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+
 from .answers import Answer, LabelIndex
-from .models import ItemState, Project
+from .models import ItemState, JoinLink, Project
+from .selectors import LinkState, join_link_state
 
 STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
 
@@ -52,3 +57,41 @@ def text_segments(text: str, parts: Answer, labels: LabelIndex) -> list[dict[str
     if position < len(text):
         segments.append({"text": text[position:], "label": None})
     return segments
+
+
+# Prolific fills these placeholders in a study URL with the participant's ids.
+PROLIFIC_PLACEHOLDERS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+
+
+@dataclass
+class JoinLinkRow:
+    link: JoinLink
+    url: str
+    # What to paste into the crowd platform: the URL with Prolific's placeholders for a
+    # Prolific link; the plain URL otherwise (the platform adds the worker id itself).
+    study_url: str
+    state: str
+    state_text: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == LinkState.ACTIVE
+
+
+STATE_TEXT = {
+    LinkState.ACTIVE: "open",
+    LinkState.REVOKED: "revoked",
+    LinkState.EXPIRED: "expired",
+    LinkState.USED_UP: "used up",
+}
+
+
+def join_link_rows(links: Iterable[JoinLink], join_url: Callable[[JoinLink], str]) -> list[JoinLinkRow]:
+    now = timezone.now()
+    rows = []
+    for link in links:
+        url = join_url(link)
+        study_url = f"{url}?{PROLIFIC_PLACEHOLDERS}" if link.worker_id_param == "PROLIFIC_PID" else url
+        state = join_link_state(link, now)
+        rows.append(JoinLinkRow(link, url, study_url, state, STATE_TEXT[state]))
+    return rows

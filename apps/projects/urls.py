@@ -18,6 +18,12 @@ urlpatterns = [
     path("projects/<int:project_id>/members/<int:membership_id>/", views.member_update, name="member_update"),
     path("projects/<int:project_id>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("projects/<int:project_id>/members/<int:membership_id>/block/", views.member_block, name="member_block"),
+    path("projects/<int:project_id>/members/links/", views.join_link_create, name="join_link_create"),
+    path(
+        "projects/<int:project_id>/members/links/<int:link_id>/revoke/", views.join_link_revoke, name="join_link_revoke"
+    ),
+    path("projects/<int:project_id>/members/invite/", views.members_invite, name="members_invite"),
+    path("join/<str:token>/", views.join, name="join"),
     path("projects/<int:project_id>/items/", views.items, name="items"),
     path("projects/<int:project_id>/items/<int:item_id>/", views.item_detail, name="item_detail"),
     path("projects/<int:project_id>/import/", views.import_items, name="import"),

@@ -3,25 +3,40 @@ import and export. Views are thin: the gate, a form, a service call, a template.
 With htmx a view renders just the named partial that changed; without JavaScript
 every link and form still works as a plain page load."""
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from platform.html import AuthenticatedRequest, form_add_service_error, render_page
+from platform.errors import Conflict
+from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message, render_page
+from platform.throttles import SignUpThrottle
 
 from . import events, imports, presentation, selectors, services
 from .answers import Answer, LabelIndex
-from .forms import ImportForm, LabelForm, MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
-from .models import LABEL_PALETTE, ItemState, Project, Role
+from .forms import (
+    ImportForm,
+    InviteForm,
+    JoinLinkForm,
+    LabelForm,
+    MemberAddForm,
+    MemberRoleForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+    SignUpForm,
+)
+from .models import LABEL_PALETTE, ItemState, JoinLink, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANNOTATE, ANY_MEMBER, MANAGE, REVIEW
 
@@ -213,12 +228,21 @@ def label_move(request: AuthenticatedRequest, project_id: int, label_id: int) ->
     return _labels_page(request, project)
 
 
-def _members_page(request: AuthenticatedRequest, project: Project, form: MemberAddForm | None = None) -> HttpResponse:
+def _members_page(
+    request: AuthenticatedRequest,
+    project: Project,
+    form: MemberAddForm | None = None,
+    link_form: JoinLinkForm | None = None,
+    invite_form: InviteForm | None = None,
+) -> HttpResponse:
     context = {
         "project": project,
         "members": selectors.project_members(project=project),
         "form": form or MemberAddForm(),
         "roles": Role.choices,
+        "links": presentation.join_link_rows(selectors.join_links(project=project), _join_url(request)),
+        "link_form": link_form or JoinLinkForm(),
+        "invite_form": invite_form or InviteForm(),
     }
     return render_page(request, "projects/members.html", context, partial="member-list")
 
@@ -304,6 +328,190 @@ def member_remove(request: AuthenticatedRequest, project_id: int, membership_id:
 @login_required
 @require_GET
 def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+def _join_url(request: HttpRequest) -> Callable[[JoinLink], str]:
+    """The full address of a join link, on the host this request came to (ALLOWED_HOSTS)."""
+    return lambda link: request.build_absolute_uri(reverse("projects:join", args=[link.token]))
+
+
+def _members_done(request: AuthenticatedRequest, project: Project) -> HttpResponse:
+    if not request.htmx:
+        return redirect("projects:members", project_id=project.pk)
+    return _members_page(request, project)
+
+
+@login_required
+@require_POST
+def join_link_create(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    form = JoinLinkForm(request.POST)
+    if form.is_valid():
+        try:
+            link = services.join_link_create(project=project, by=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            messages.success(request, f"Join link “{link.name or 'unnamed'}” created: copy it below.")
+            return _members_done(request, project)
+    return _members_page(request, project, link_form=form)
+
+
+@login_required
+@require_POST
+def join_link_revoke(request: AuthenticatedRequest, project_id: int, link_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    link = services.join_link_revoke(link=selectors.join_link_get(project=project, link_id=link_id))
+    messages.success(request, f"Join link “{link.name or 'unnamed'}” revoked; members who joined through it stay.")
+    return _members_done(request, project)
+
+
+@login_required
+@require_POST
+def members_invite(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            entries = services.invite_entries(form.cleaned_data["entries"])
+            report = services.members_invite(
+                project=project, by=request.user, entries=entries, join_url=_join_url(request)
+            )
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        else:
+            _invite_messages(request, report)
+            return _members_done(request, project)
+    return _members_page(request, project, invite_form=form)
+
+
+def _invite_messages(request: AuthenticatedRequest, report: services.InviteReport) -> None:
+    if report.added:
+        messages.success(request, f"Added as annotators: {', '.join(report.added)}.")
+    if report.invited:
+        messages.success(request, f"Invitations e-mailed to: {', '.join(report.invited)}.")
+    if report.already:
+        messages.info(request, f"Already members: {', '.join(report.already)}.")
+    if report.unknown:
+        messages.error(
+            request,
+            f"No one in your projects has the username {', '.join(report.unknown)}: "
+            "invite them by e-mail address instead.",
+        )
+
+
+# --- joining by link: a public page (docs/crowd.md) --------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest, token: str) -> HttpResponse:
+    """A join link opened. Closed links say why (410) and change nothing; with the link's
+    worker id parameter in the address, the worker's account is found or made and signed
+    in; a signed-in person joins at once; anyone else signs up here or logs in and comes back."""
+    link = selectors.join_link_by_token(token=token)
+    state = selectors.join_link_state(link)
+    if state != selectors.LinkState.ACTIVE:
+        return _join_closed(request, link, state)
+    if link.worker_id_param and link.worker_id_param in request.GET:
+        return _join_as_worker(request, link, request.GET[link.worker_id_param])
+    if request.user.is_authenticated:
+        return _join_signed_in(request, link)
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        refusal = _sign_up_refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            joined = services.account_create_by_link(
+                link=link,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                email=form.cleaned_data["email"],
+            )
+        except ValidationError as error:
+            form_add_service_error(form, error)
+        except services.JoinClosed as closed:
+            return _join_closed(request, link, closed.reason)
+        else:
+            return _signed_in_and_joined(request, joined)
+    return _join_page(request, link, form)
+
+
+def _join_page(request: HttpRequest, link: JoinLink, form: SignUpForm, status: int = 200, **extra: Any) -> HttpResponse:
+    context = {"link": link, "project": link.project, "form": form, "login_next": request.get_full_path(), **extra}
+    return render(request, "projects/join.html", context, status=status)
+
+
+def _join_closed(request: HttpRequest, link: JoinLink, state: str) -> HttpResponse:
+    context = {
+        "project": link.project,
+        "message": selectors.LinkState.MESSAGES.get(state, "This join link is closed."),
+        "membership": selectors.membership_of(project=link.project, user=request.user),
+    }
+    return render(request, "projects/join_closed.html", context, status=410)
+
+
+def _sign_up_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Too many accounts made from this address lately: a 429 that says when to come back."""
+    throttle = SignUpThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    wait = max(1, int(throttle.wait() or 0))
+    response = render(
+        request,
+        "projects/join_closed.html",
+        {
+            "title": "Too many sign-ups",
+            "message": "Too many accounts were made from your network address in the last while. "
+            f"Try again in {max(1, -(-wait // 60))} minutes.",
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _join_signed_in(request: HttpRequest, link: JoinLink) -> HttpResponse:
+    assert isinstance(request.user, User)  # the caller checked is_authenticated
+    try:
+        joined = services.join_link_use(link=link, user=request.user)
+    except services.JoinClosed as closed:
+        return _join_closed(request, link, closed.reason)
+    if not joined.created:
+        messages.info(request, f"You are a member of “{link.project.name}” already.")
+        return redirect("projects:overview", project_id=link.project_id)
+    messages.success(request, f"You joined “{link.project.name}” as {joined.membership.get_role_display().lower()}.")
+    return redirect("annotation:workspace", project_id=link.project_id)
+
+
+def _signed_in_and_joined(request: HttpRequest, joined: services.Joined) -> HttpResponse:
+    # Several backends are configured (django-axes first): name the one that holds accounts.
+    login(request, joined.membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, f"Welcome! You joined “{joined.membership.project.name}”.")
+    return redirect("annotation:workspace", project_id=joined.membership.project_id)
+
+
+def _join_as_worker(request: HttpRequest, link: JoinLink, worker_id: str) -> HttpResponse:
+    """An external platform sent its worker here: sign them in to their account in this
+    project (made on the first visit), then on to the work."""
+    existing = selectors.membership_of_worker(project=link.project, worker_id=worker_id)
+    if request.user.is_authenticated:
+        if existing is not None and existing.user_id == request.user.pk:
+            return redirect("annotation:workspace", project_id=link.project_id)
+        # Signing someone else in would quietly swap this person's session.
+        return _join_page(request, link, SignUpForm(), other_worker=worker_id)
+    if existing is None:
+        refusal = _sign_up_refusal(request)
+        if refusal is not None:
+            return refusal
+    try:
+        joined = services.worker_account_for_link(link=link, worker_id=worker_id)
+    except services.JoinClosed as closed:
+        return _join_closed(request, link, closed.reason)
+    except (ValidationError, Conflict) as error:
+        context = {"project": link.project, "title": "This address cannot be used", "message": refusal_message(error)}
+        return render(request, "projects/join_closed.html", context, status=400)
+    return _signed_in_and_joined(request, joined)
+
+
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     filters = {
         "q": request.GET.get("q", "").strip()[:200],

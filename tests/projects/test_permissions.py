@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun
 from apps.learning.models import LabellingFunction, ModelVersion, RuleApplication, TrainingRun
 from apps.projects.imports import items_import_start
-from apps.projects.models import Item, Membership
+from apps.projects.models import Item, JoinLink, Membership
 from tests.factories import ItemFactory
 from tests.helpers import api_for, client_for
 
@@ -37,6 +37,9 @@ MATRIX = [
     ("projects:member_update", "post", {M}),
     ("projects:member_remove", "post", {M}),
     ("projects:member_block", "post", {M}),
+    ("projects:join_link_create", "post", {M}),
+    ("projects:join_link_revoke", "post", {M}),
+    ("projects:members_invite", "post", {M}),
     ("projects:items", "get", {M, R}),
     ("projects:item_detail", "get", {M, R}),
     ("projects:import", "get", {M}),
@@ -150,6 +153,7 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
     return {"project_id": cast.project.pk, **{key: pattern_kwargs[key] for key in wanted if key != "project_id"}}
 
 
+        "link_id": JoinLink.objects.get_or_create(project=cast.project, name="matrix")[0].pk,
 def _run_id(cast, name: str) -> int:
     if name == "api-training-run":
         return TrainingRun.objects.get_or_create(project=cast.project, state="succeeded", mode="head")[0].pk
@@ -212,6 +216,22 @@ def _call(user, name, method, kwargs, data=None):
     url = reverse(name, kwargs=kwargs)
     client = api_for(user) if name.startswith("api-") else client_for(user)
     return getattr(client, method)(url, data or ({} if method != "get" else None))
+
+
+# Pages anyone may open, signed in or not, by design: (url name, kwargs).
+PUBLIC = [
+    ("projects:join", {"token": "no-such-token"}),  # a join link (docs/crowd.md); unknown: 404
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), PUBLIC, ids=[name for name, _ in PUBLIC])
+def test_public_pages_answer_anonymous_visitors_themselves(db, name, kwargs):
+    from django.test import Client
+
+    response = Client().get(reverse(name, kwargs=kwargs))
+
+    assert response.status_code != 302 or "/accounts/login/" not in response["Location"]
+    assert response.status_code in (200, 404, 410)
 
 
 def body_for(cast, name: str, role: str) -> dict:
