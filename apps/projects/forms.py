@@ -95,13 +95,6 @@ class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class ImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV, JSON Lines, JSON (Label Studio tasks too) or CoNLL; UTF-8.")
-    format = forms.ChoiceField(choices=[("", "Tell from the file name"), *ImportFormat.choices], required=False)
-    text_field = forms.CharField(initial="text", label="Text column")
-    id_field = forms.CharField(initial="id", label="External id column")
-    gold_field = forms.CharField(initial="gold", label="Gold label column")
-    conll_tags_are_gold = forms.BooleanField(required=False, initial=True, label="CoNLL tags are gold answers")
 class JoinLinkForm(forms.Form):
     """A new join link; the service checks the rest (an expiry in the future)."""
 
@@ -155,3 +148,10 @@ class SignUpForm(forms.Form):
         return data
 
 
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV, JSON Lines, JSON (Label Studio tasks too) or CoNLL; UTF-8.")
+    format = forms.ChoiceField(choices=[("", "Tell from the file name"), *ImportFormat.choices], required=False)
+    text_field = forms.CharField(initial="text", label="Text column")
+    id_field = forms.CharField(initial="id", label="External id column")
+    gold_field = forms.CharField(initial="gold", label="Gold label column")
+    conll_tags_are_gold = forms.BooleanField(required=False, initial=True, label="CoNLL tags are gold answers")

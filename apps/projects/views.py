@@ -325,9 +325,6 @@ def member_remove(request: AuthenticatedRequest, project_id: int, membership_id:
     return _members_page(request, project)
 
 
-@login_required
-@require_GET
-def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
 def _join_url(request: HttpRequest) -> Callable[[JoinLink], str]:
     """The full address of a join link, on the host this request came to (ALLOWED_HOSTS)."""
     return lambda link: request.build_absolute_uri(reverse("projects:join", args=[link.token]))
@@ -512,6 +509,9 @@ def _join_as_worker(request: HttpRequest, link: JoinLink, worker_id: str) -> Htt
     return _signed_in_and_joined(request, joined)
 
 
+@login_required
+@require_GET
+def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
     filters = {
         "q": request.GET.get("q", "").strip()[:200],

@@ -145,6 +145,7 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
             project=cast.project, number=1, defaults={"mode": "head", "backbone": "x"}
         )[0].number,
         "kind": "folder",
+        "link_id": JoinLink.objects.get_or_create(project=cast.project, name="matrix")[0].pk,
         "function_id": LabellingFunction.objects.get_or_create(
             project=cast.project, name="sports-teams", defaults={"kind": "keywords", "definition": SPORTS}
         )[0].pk,
@@ -153,7 +154,6 @@ def url_kwargs(cast, name: str, role: str = "manager") -> dict:
     return {"project_id": cast.project.pk, **{key: pattern_kwargs[key] for key in wanted if key != "project_id"}}
 
 
-        "link_id": JoinLink.objects.get_or_create(project=cast.project, name="matrix")[0].pk,
 def _run_id(cast, name: str) -> int:
     if name == "api-training-run":
         return TrainingRun.objects.get_or_create(project=cast.project, state="succeeded", mode="head")[0].pk
@@ -207,17 +207,6 @@ def world(cast):
     return cast
 
 
-def test_every_project_url_is_in_the_matrix():
-    scoped = {name for name, pattern in _all_patterns() if "project_id" in pattern.pattern.converters}
-    assert scoped == {name for name, _, _ in MATRIX}
-
-
-def _call(user, name, method, kwargs, data=None):
-    url = reverse(name, kwargs=kwargs)
-    client = api_for(user) if name.startswith("api-") else client_for(user)
-    return getattr(client, method)(url, data or ({} if method != "get" else None))
-
-
 # Pages anyone may open, signed in or not, by design: (url name, kwargs).
 PUBLIC = [
     ("projects:join", {"token": "no-such-token"}),  # a join link (docs/crowd.md); unknown: 404
@@ -232,6 +221,17 @@ def test_public_pages_answer_anonymous_visitors_themselves(db, name, kwargs):
 
     assert response.status_code != 302 or "/accounts/login/" not in response["Location"]
     assert response.status_code in (200, 404, 410)
+
+
+def test_every_project_url_is_in_the_matrix():
+    scoped = {name for name, pattern in _all_patterns() if "project_id" in pattern.pattern.converters}
+    assert scoped == {name for name, _, _ in MATRIX}
+
+
+def _call(user, name, method, kwargs, data=None):
+    url = reverse(name, kwargs=kwargs)
+    client = api_for(user) if name.startswith("api-") else client_for(user)
+    return getattr(client, method)(url, data or ({} if method != "get" else None))
 
 
 def body_for(cast, name: str, role: str) -> dict:
