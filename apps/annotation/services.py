@@ -27,6 +27,10 @@ How ``task_next_for_annotator`` picks:
    so the same code runs one request at a time.)
 5. In a project with a budget, the project row is locked and spent plus live paid
    leases are counted against the budget first; when it is spent, nothing is leased.
+   Before that, in a project with a per-person limit (``max_items_per_annotator``), the
+   annotator's membership row is locked and their answers plus live leases are counted
+   against it: one person's concurrent requests count one at a time, so they never hold
+   more than the limit (a late answer on a lapsed lease is checked the same way).
 Steps 2 to 5 run in one transaction. Before step 1, a newcomer who must first pass the
 qualification test or practise gets no item, only the reason (qualification.py).
 """
@@ -75,6 +79,7 @@ class NoTask:
     DONE = "done"
     BUSY = "busy"
     NO_LABELS = "no_labels"
+    LIMIT = "limit"
     # Before real work (qualification.py): the test, failed for good, or training.
     QUALIFICATION = Stage.TEST
     NOT_QUALIFIED = Stage.NOT_QUALIFIED
@@ -89,6 +94,7 @@ class NoTask:
         DONE: "There is nothing left for you to label in this project. Thank you!",
         BUSY: "Every remaining item is being labelled by others right now. Try again in a few minutes.",
         NO_LABELS: "This project has no labels yet; a manager must add them before labelling starts.",
+        LIMIT: "You have labelled as many items as one person may in this project. Thank you!",
     }
 
 
@@ -190,6 +196,22 @@ def _budget_allows_paid_lease(project: Project, now: Any) -> bool:
     return locked.budget_spent + live_paid < (locked.budget_max_annotations or 0)
 
 
+def _within_personal_limit(project: Project, annotator: User, now: Any) -> bool:
+    """Below the per-person limit, counting answers and live leases. The membership row is
+    locked first (a manager acting as a site admin may have none: nothing to lock then), so
+    a person's concurrent requests count one after the other, each seeing the lease the one
+    before took (PostgreSQL reads committed rows afresh in each statement)."""
+    limit = project.max_items_per_annotator
+    if limit is None:
+        return True
+    list(Membership.objects.select_for_update().filter(project=project, user=annotator).values_list("pk", flat=True))
+    answered = Annotation.objects.filter(project=project, annotator=annotator).count()
+    leased = Assignment.objects.filter(
+        project=project, annotator=annotator, state=AssignmentState.LEASED, expires_at__gt=now
+    ).count()
+    return answered + leased < limit
+
+
 def _lease(project: Project, annotator: User, item: Item, now: Any) -> Assignment | None:
     """Lease the item, or take up the annotator's expired lease on it again (one row per
     pair), in one statement. Returns None when the pair already has a live row: another
@@ -274,6 +296,8 @@ def _lease_next(project: Project, annotator: User, exclude_assignment_ids: tuple
     )
     if own is not None:
         return NextTask(own)
+    if not _within_personal_limit(project, annotator, now):
+        return NextTask(None, NoTask.LIMIT)
     # Gold items are free, but they only make sense mixed into paid work: once the
     # budget is spent nothing is handed out.
     if not _budget_allows_paid_lease(project, now):
@@ -421,6 +445,11 @@ def _submit(
             raise SubmitRefused(
                 f"Your time on this item ran out ({project.lease_minutes} minutes) and it went to other "
                 "annotators, so this answer was not saved."
+            )
+        if not _within_personal_limit(project, annotator, now):
+            raise SubmitRefused(
+                f"Your time on this item ran out ({project.lease_minutes} minutes), and meanwhile you reached "
+                "the most items one person may label in this project, so this answer was not saved."
             )
     annotation = Annotation.objects.create(
         project=project,
