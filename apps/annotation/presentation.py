@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelIndex
-from apps.projects.models import Item, PrelabelMode, Project
+from apps.projects.models import Item, Membership, PrelabelMode, Project
 from apps.projects.presentation import answer_display
 from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, REVIEW
@@ -45,6 +45,37 @@ def task_context(*, project: Project, labels: LabelIndex, assignment: Assignment
         "suggested_spans": spans_json(suggested),
         "selected_ids": set(),
         "spans": [],
+    }
+
+
+# Prolific takes a participant back to the study with this address and the completion code.
+PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc="
+
+
+def completion_context(
+    *, project: Project, annotator: User, membership: Membership | None, leaving: bool
+) -> dict[str, Any]:
+    """The completion page: a person who joined through a link sees its completion code
+    once they have labelled their most (``max_items_per_annotator``), when nothing is left
+    for them, or when they say they are leaving."""
+    link = membership.join_link if membership is not None else None
+    answered = selectors.answers_given(project=project, annotator=annotator)
+    limit = project.max_items_per_annotator
+    reached_limit = limit is not None and answered >= limit
+    work_left = selectors.work_left_for(project=project, annotator=annotator)
+    finished = reached_limit or not work_left
+    show_code = link is not None and (finished or leaving)
+    return {
+        "link": link,
+        "answered": answered,
+        "limit": limit,
+        "reached_limit": reached_limit,
+        "work_left": work_left,
+        "finished": finished,
+        "code": link.completion_code if show_code and link is not None else "",
+        "platform_url": PROLIFIC_COMPLETE_URL + link.completion_code
+        if show_code and link is not None and link.worker_id_param == "PROLIFIC_PID"
+        else "",
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -53,6 +53,26 @@ def annotator_progress(*, project: Project, annotator: User, since: datetime | N
         total=Count("id"), session=Count("id", filter=Q(created_at__gte=since) if since else Q(pk__in=[]))
     )
     return {"total": counts["total"], "session": counts["session"], "left": items_left(project=project)}
+
+
+def answers_given(*, project: Project, annotator: User) -> int:
+    """How many answers (gold ones too) the annotator gave in the project: what the
+    per-person limit counts, with their live leases."""
+    return Annotation.objects.filter(project=project, annotator=annotator).count()
+
+
+def work_left_for(*, project: Project, annotator: User) -> bool:
+    """Whether a regular item may still come to this annotator: one not complete that they
+    have not answered or skipped (their own live lease counts; others' leases may lapse)."""
+    finished = Assignment.objects.filter(
+        item=OuterRef("pk"), annotator=annotator, state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED]
+    )
+    return (
+        Item.objects.filter(project=project, is_gold=False)
+        .exclude(state=ItemState.COMPLETE)
+        .exclude(Exists(finished))
+        .exists()
+    )
 
 
 def annotation_answer(annotation: Annotation) -> Answer:

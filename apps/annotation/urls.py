@@ -11,6 +11,7 @@ urlpatterns = [
     path(
         "projects/<int:project_id>/annotate/answers/<int:annotation_id>/", views.annotation_edit, name="annotation_edit"
     ),
+    path("projects/<int:project_id>/done/", views.done, name="done"),
     path("projects/<int:project_id>/reports/", views.reports, name="reports"),
     path("projects/<int:project_id>/consolidate/", views.consolidate, name="consolidate"),
     path("projects/<int:project_id>/review/<int:item_id>/", views.review, name="review"),

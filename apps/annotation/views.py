@@ -87,6 +87,8 @@ def workspace(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         "progress": selectors.annotator_progress(project=project, annotator=request.user, since=since),
         "recent": presentation.recent_answers(project=project, annotator=request.user, labels=labels),
         "instructions_html": markdown_to_html(project.instructions),
+        # People who came through a join link may finish and take its completion code.
+        "membership": project_selectors.membership_of(project=project, user=request.user),
     }
     return render(request, "annotation/workspace.html", context)
 
@@ -214,6 +216,20 @@ def _edit_page(
         "spans": presentation.spans_json(answer),
     }
     return render(request, "annotation/edit.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def done(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    """The completion page (docs/crowd.md): how much the person labelled and, for someone who
+    joined through a link, its completion code once they are finished, or when they leave
+    (POST; nothing is changed: their leases run out as usual)."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
+    membership = project_selectors.membership_of(project=project, user=request.user)
+    context = presentation.completion_context(
+        project=project, annotator=request.user, membership=membership, leaving=request.method == "POST"
+    )
+    return render(request, "annotation/done.html", {"project": project, **context})
 
 
 # --- reports and review (reviewers and managers) ---------------------------------------------

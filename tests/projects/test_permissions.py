@@ -69,6 +69,8 @@ MATRIX = [
     ("api-import", "get", {M}),
     ("api-export", "get", {M}),
     ("annotation:workspace", "get", {M, A}),
+    ("annotation:done", "get", {M, A}),
+    ("annotation:done", "post", {M, A}),
     ("annotation:submit", "post", {M, A}),
     ("annotation:skip", "post", {M, A}),
     ("annotation:annotation_edit", "get", {M, A}),
