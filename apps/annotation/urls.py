@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import qualification_views, views
 
 app_name = "annotation"
 
@@ -10,6 +10,27 @@ urlpatterns = [
     path("projects/<int:project_id>/annotate/skip/", views.skip, name="skip"),
     path(
         "projects/<int:project_id>/annotate/answers/<int:annotation_id>/", views.annotation_edit, name="annotation_edit"
+    ),
+    path(
+        "projects/<int:project_id>/annotate/qualification/",
+        qualification_views.qualification_page,
+        name="qualification",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/qualification/answer/",
+        qualification_views.qualification_submit,
+        name="qualification_answer",
+    ),
+    path("projects/<int:project_id>/annotate/practice/", qualification_views.practice_page, name="practice"),
+    path(
+        "projects/<int:project_id>/annotate/practice/answer/",
+        qualification_views.practice_submit,
+        name="practice_answer",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/practice/<int:item_id>/",
+        qualification_views.practice_feedback,
+        name="practice_feedback",
     ),
     path("projects/<int:project_id>/done/", views.done, name="done"),
     path("projects/<int:project_id>/reports/", views.reports, name="reports"),

@@ -33,6 +33,13 @@ from .exports import ExportError, export_formats_for, export_response, payments_
 from .forms import ExportOptionsForm, PayPeriodForm, held_assignment_ids, submitted_value
 from .models import Annotation, Assignment, AssignmentState
 
+# Where the labelling page sends someone whom task distribution gives no item yet.
+CROWD_STEPS = {
+    services.NoTask.QUALIFICATION: "annotation:qualification",
+    services.NoTask.NOT_QUALIFIED: "annotation:qualification",
+    services.NoTask.TRAINING: "annotation:practice",
+}
+
 
 def _session_start(request: AuthenticatedRequest, project: Project) -> datetime:
     """When this browser session started labelling the project (kept in the session)."""
@@ -71,6 +78,9 @@ def workspace(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         if current
         else services.task_next_for_annotator(project=project, annotator=request.user, labels=labels)
     )
+    # A newcomer takes the qualification test, then practises, before real work.
+    if first.reason in CROWD_STEPS:
+        return redirect(CROWD_STEPS[first.reason], project_id=project.pk)
     ahead = None
     if first.assignment is not None:
         ahead = services.task_next_for_annotator(

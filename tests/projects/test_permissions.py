@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun
+from apps.annotation.models import Annotation, AnnotationLabel, Assignment, ConsolidationRun, PracticeAnswer
 from apps.learning.models import LabellingFunction, ModelVersion, RuleApplication, TrainingRun
 from apps.projects.imports import items_import_start
 from apps.projects.models import Item, JoinLink, Membership
@@ -75,6 +75,12 @@ MATRIX = [
     ("annotation:skip", "post", {M, A}),
     ("annotation:annotation_edit", "get", {M, A}),
     ("annotation:annotation_edit", "post", {M, A}),
+    ("annotation:qualification", "get", {M, A}),
+    ("annotation:qualification", "post", {M, A}),
+    ("annotation:qualification_answer", "post", {M, A}),
+    ("annotation:practice", "get", {M, A}),
+    ("annotation:practice_answer", "post", {M, A}),
+    ("annotation:practice_feedback", "get", {M, A}),
     ("api-task-next", "post", {M, A}),
     ("api-task-skip", "post", {M, A}),
     ("api-annotations", "get", {M, R}),
@@ -204,6 +210,9 @@ def world(cast):
             leased_at=timezone.now(),
             expires_at=timezone.now() + timedelta(minutes=10),
         )
+    first = Item.objects.filter(project=cast.project).first()
+    for user in (cast.manager, cast.annotator):  # their own practice feedback (annotation:practice_feedback)
+        PracticeAnswer.objects.create(project=cast.project, item=first, annotator=user, score=1.0)
     items_import_start(project=cast.project, user=cast.manager, upload=SimpleUploadedFile("a.csv", b"text\nhello\n"))
     RuleApplication.objects.create(project=cast.project, state="succeeded")  # the API's "last application"
     return cast
