@@ -29,6 +29,11 @@ def _overview_sections(sender: Any, *, project: Project, user: Any, **kwargs: An
     return presentation.overview_sections(project=project, user=user)
 
 
+@receiver(events.members_shown)
+def _members_tests(sender: Any, *, project: Project, **kwargs: Any) -> dict[str, Any]:
+    return presentation.members_sections(project=project)
+
+
 @receiver(events.item_shown)
 def _item_annotations(
     sender: Any, *, project: Project, item: Item, labels: LabelIndex, **kwargs: Any

@@ -38,6 +38,11 @@ overview_shown = Signal()
 # The item page. kwargs: project, item. Returns a dict of template context.
 item_shown = Signal()
 
+# The members page (managers). kwargs: project. Returns a dict of template context: what
+# that app knows of each member, by user id (annotation: the qualification test's results),
+# and notices for the manager.
+members_shown = Signal()
+
 
 def responses(signal: Signal, **kwargs: Any) -> list[Any]:
     """Send ``signal`` and return what each receiver answered, in the order they connected."""

@@ -244,6 +244,9 @@ def _members_page(
         "link_form": link_form or JoinLinkForm(),
         "invite_form": invite_form or InviteForm(),
     }
+    # The apps above add what they know of each member (annotation: the qualification test).
+    for extra in events.responses(events.members_shown, project=project):
+        context.update(extra)
     return render_page(request, "projects/members.html", context, partial="member-list")
 
 

@@ -159,7 +159,9 @@ def test_multi_label_tests_score_the_overlap_of_label_sets(multi_cast):
     item = gold(project, "The budget passed parliament.", politics, economy)
 
     qualification_start(project=project, annotator=multi_cast.annotator)
-    attempt = qualification_answer(project=project, annotator=multi_cast.annotator, item_id=item.pk, value=[politics.pk])
+    attempt = qualification_answer(
+        project=project, annotator=multi_cast.annotator, item_id=item.pk, value=[politics.pk]
+    )
 
     assert attempt.score == pytest.approx(0.5) and attempt.passed is True
 

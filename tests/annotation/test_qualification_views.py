@@ -198,3 +198,18 @@ def test_nobody_else_answers_or_sees_a_persons_test(cast, project):
     assert b"Start the test" in other.get(url(project, "qualification/")).content
     attempt.refresh_from_db()
     assert attempt.answers == {}
+
+
+def test_the_members_page_shows_each_annotators_test_and_the_gold_shortage(cast, project):
+    client = client_for(cast.annotator)
+    client.post(url(project, "qualification/"))
+    answer_test(client, project, cast.labels["Sports"])
+    answer_test(client, project, cast.labels["World"])
+    project_update(project=project, data={"qualification_size": 6})
+
+    page = client_for(cast.manager).get(f"/projects/{project.pk}/members/").content.decode()
+
+    assert "<th>Test</th>" in page
+    assert "failed" in page and "best 50% · 1 of 2 attempts" in page
+    assert "not taken" in page  # the other annotator
+    assert "set to 6 items but the project has only 4 gold items" in page

@@ -1,4 +1,6 @@
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from django import template
 
@@ -15,6 +17,12 @@ def money(value: Decimal | float | None) -> str:
     text = f"{Decimal(value):,.4f}".rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+@register.filter
+def lookup(mapping: Mapping[Any, Any] | None, key: Any) -> Any:
+    """``mapping[key]``, or None: for figures the apps above send by id (a member's test result)."""
+    return mapping.get(key) if mapping else None
 
 
 @register.filter
