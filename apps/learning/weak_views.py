@@ -77,6 +77,8 @@ def _sources_context(project: Project) -> dict[str, Any]:
             {"estimate": e, "accuracy": _percent(e.accuracy), "coverage": _percent(e.coverage)} for e in estimates
         ],
         "sources_chart_json": json.dumps(sources_chart(estimates)),
+        # One fit writes every estimate; the newest says when the figures were computed.
+        "sources_computed_at": max((e.computed_at for e in estimates), default=None),
         # Room for every bar: about 28 px a source, plus the axis and the legend.
         "chart_height": max(160, 28 * rated + 80),
     }

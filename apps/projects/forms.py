@@ -1,8 +1,10 @@
 """HTML forms. They only shape and type-check input; services apply the rules."""
 
+from typing import Any, cast
+
 from django import forms
 
-from .models import ImportFormat, Project, Role
+from .models import ConsolidationMethod, ImportFormat, Project, Role, method_name
 from .services import PROJECT_EDITABLE_FIELDS
 
 # Learning settings live on the learning page (apps/learning/views.py).
@@ -44,6 +46,12 @@ class ProjectSettingsForm(forms.ModelForm):
             "bonus_per_answer": "Bonus per answer",
             "consolidate_every": "Re-consolidate after this many answers",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "consolidation_method" in self.fields:  # plain names; the stored values are the same
+            methods = cast(forms.ChoiceField, self.fields["consolidation_method"])
+            methods.choices = [(value, method_name(value)) for value in ConsolidationMethod.values]
 
     def clean_currency(self) -> str:
         return str(self.cleaned_data["currency"]).upper()

@@ -36,6 +36,32 @@ class ConsolidationMethod(models.TextChoices):
     MMSR = "mmsr", "M-MSR"
 
 
+# What people read: a plain name with the technical one beside. Not the choices' labels above,
+# which the migrations hold (a changed label would need a migration); stored values stay the same.
+METHOD_NAMES: dict[str, str] = {
+    ConsolidationMethod.AUTO: "Automatic: the most accurate on gold items",
+    ConsolidationMethod.MAJORITY_VOTE: "Most common answer (majority vote)",
+    ConsolidationMethod.WAWA: "Weighted by agreement with the majority (Wawa)",
+    ConsolidationMethod.ZERO_BASED_SKILL: "Weighted by skill learnt step by step (zero-based skill)",
+    ConsolidationMethod.DAWID_SKENE: "Weighted by learned skill (Dawid-Skene)",
+    ConsolidationMethod.ONE_COIN_DAWID_SKENE: "Weighted by one learned accuracy per person (one-coin Dawid-Skene)",
+    ConsolidationMethod.GLAD: "Weighted by skill and item difficulty (GLAD)",
+    ConsolidationMethod.MACE: "Learns who answers at random (MACE)",
+    ConsolidationMethod.MMSR: "Skill from how people agree with each other (M-MSR)",
+    # Other methods a consensus or a weak label records (apps.annotation, apps.learning).
+    "gold": "The gold answer",
+    "weighted vote": "Provisional vote weighted by skill",
+    "token Dawid-Skene": "Weighted by learned skill, word by word (token Dawid-Skene)",
+    "span_precedence": "The most precise function's spans first (span precedence)",
+    "snorkel": "Learned from the functions' agreements (Snorkel)",
+}
+
+
+def method_name(method: str) -> str:
+    """A method's plain name, or what was stored when it has none."""
+    return METHOD_NAMES.get(method, method)
+
+
 class SamplingStrategy(models.TextChoices):
     RANDOM = "random", "Random"
     LEAST_CONFIDENCE = "least_confidence", "Least confidence"

@@ -5,6 +5,7 @@ from typing import Any
 from django import template
 
 from apps.projects import colours
+from apps.projects.models import method_name as plain_method_name
 
 register = template.Library()
 
@@ -42,3 +43,9 @@ def hard_to_see(colour: str) -> bool:
         return colours.hard_to_see(colour)
     except ValueError:
         return False
+
+
+@register.filter
+def method_name(value: str | None) -> str:
+    """A consolidation or label-model method's plain name, its technical name beside."""
+    return plain_method_name(value) if value else ""
