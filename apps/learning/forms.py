@@ -4,32 +4,133 @@ projects' settings page leaves these to this page), and the labelling-function e
 from typing import Any, cast
 
 from django import forms
+from django.db import models
 
 from apps.projects.forms import LEARNING_FIELDS
-from apps.projects.models import Project
+from apps.projects.models import LabelModel, PrelabelMode, Project, SamplingStrategy, TrainingMode
+from apps.projects.services import STRATEGY_NAMES
 from platform.backbones import backbone_choices, backbone_names
 
 from . import rules
 
+# One line per choice, shown beside the select: what it does, and when to choose it.
+STRATEGY_HELP = {
+    "margin": "Items where the two likeliest labels are closest. The default: dependable on most projects.",
+    "least_confidence": "Items whose likeliest label the model is least sure of. Simple; good with few labels.",
+    "entropy": "Items whose probabilities spread most evenly over the labels. With many labels, where several compete.",
+    "committee": "Items on which models trained on resamples of the labels vote differently. Steadier than one "
+    "model's doubt; ranking takes longer.",
+    "committee_kl": "Committee disagreement measured on the members' probabilities, not their votes. Finer when "
+    "votes often tie.",
+    "bald": "Items the committee disagrees on although each member is sure (BALD). Skips items that are merely "
+    "ambiguous.",
+    "expected_model_change": "Items whose label would change the model most (expected gradient length). Favours "
+    "unusual texts; may pick outliers.",
+    "diversity": "The item nearest the centre of each cluster of texts, so a batch covers every kind. At the "
+    "start, or when uncertainty picks near-duplicates.",
+    "core_set": "Items farthest from everything labelled so far. Reaches corners of the pool the model has not seen.",
+    "boundary": "Items between labelled examples of different labels, then the rest by margin. For labels "
+    "confused in pairs.",
+    "random": "Items in random order. A baseline, and a safe start while the model has seen few labels.",
+    "mnlp": "Entity spans: sentences whose best tagging the model is least sure of, per word. Span projects "
+    "always rank this way.",
+    "mix": "A blend of the strategies below, weighted by the numbers you give. Balances hard items with coverage.",
+}
+# Strategies a mix may take that are not offered alone (apps/learning/strategies.py).
+MIX_ONLY_TITLES = {"committee_kl": "Committee divergence (KL)", "core_set": "Core set (farthest from the labelled)"}
+TRAINING_MODE_HELP: dict[str, str] = {
+    TrainingMode.HEAD: "A small classifier on the backbone's cached embeddings: seconds on a CPU. The default; "
+    "it can retrain often.",
+    TrainingMode.FINETUNE: "Trains the whole transformer: often a few points better, but minutes on a GPU. When "
+    "labels are plenty and the head has levelled off.",
+}
+LABEL_MODEL_HELP: dict[str, str] = {
+    LabelModel.DAWID_SKENE: "Learns how often each source (person or function) is right, per label, and weighs "
+    "its votes by that. The default; the only one that weighs people.",
+    LabelModel.MAJORITY_VOTE: "The most voted label wins; every function counts the same, people twice. For a "
+    "few functions of similar quality, or as a check.",
+    LabelModel.SNORKEL: "Learns the functions' accuracies from how they agree and overlap; people count as one "
+    "function each. For many overlapping functions.",
+}
+PRELABEL_HELP: dict[str, str] = {
+    PrelabelMode.SHOW: "Annotators see the model's suggestion with the item and can accept it with one key. "
+    "Fastest; people may lean on it.",
+    PrelabelMode.AFTER: "The suggestion appears only after the person answers. Keeps answers independent of the model.",
+    PrelabelMode.HIDE: "No suggestions. While the model is weak, or to measure people on their own.",
+}
+# The selects the page explains: their choices, and a line on each.
+EXPLAINED: dict[str, tuple[type[models.TextChoices], dict[str, str]]] = {
+    "sampling_strategy": (SamplingStrategy, STRATEGY_HELP),
+    "training_mode": (TrainingMode, TRAINING_MODE_HELP),
+    "label_model": (LabelModel, LABEL_MODEL_HELP),
+    "prelabel_mode": (PrelabelMode, PRELABEL_HELP),
+}
+WEIGHT_PREFIX = "weight_"
+
+
+def mix_strategies() -> list[tuple[str, str]]:
+    """(name, title) of every strategy a mix may weigh, in the order the page explains them."""
+    titles = {**dict(SamplingStrategy.choices), **MIX_ONLY_TITLES}
+    return [(name, titles[name]) for name in STRATEGY_HELP if name in STRATEGY_NAMES]
+
 
 class LearningSettingsForm(forms.ModelForm):
+    """The learning settings, with the strategy mix as one number per strategy: ``clean``
+    turns them into the stored JSON (``{"margin": 0.7, "diversity": 0.2, "random": 0.1}``),
+    which the service checks as it checks the API's."""
+
     # A name from the site's list, never a folder (platform/backbones.py).
     backbone = forms.ChoiceField(choices=backbone_choices, help_text="The model that embeds the texts.")
 
     class Meta:
         model = Project
-        fields = list(LEARNING_FIELDS)
-        widgets = {
-            "strategy_weights": forms.TextInput(
-                attrs={"placeholder": '{"margin": 0.7, "diversity": 0.2, "random": 0.1}'}
-            )
-        }
+        fields = [name for name in LEARNING_FIELDS if name != "strategy_weights"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Not echoing the input: it may be long, and it is not needed to correct it.
         message = f"Not a backbone this site offers; choose one of: {', '.join(backbone_names())}."
         self.fields["backbone"].error_messages["invalid_choice"] = message
+        weights = self.instance.strategy_weights if isinstance(self.instance.strategy_weights, dict) else {}
+        for name, title in mix_strategies():
+            self.fields[WEIGHT_PREFIX + name] = forms.FloatField(
+                label=title,
+                # Strategies offered only in a mix are explained here; the others beside the select.
+                help_text=STRATEGY_HELP[name] if name in MIX_ONLY_TITLES else "",
+                required=False,
+                min_value=0,
+                initial=weights.get(name),
+                error_messages={"min_value": "A weight cannot be negative."},
+                widget=forms.NumberInput(attrs={"step": "any", "min": "0", "placeholder": "0"}),
+            )
+
+    def weight_fields(self) -> list[forms.BoundField]:
+        return [self[WEIGHT_PREFIX + name] for name, _ in mix_strategies()]
+
+    def weight_errors(self) -> bool:
+        """Whether a weight was refused (the page then shows the mix whatever the strategy)."""
+        return any(field.errors for field in self.weight_fields())
+
+    def explained(self, name: str) -> list[dict[str, Any]]:
+        """A select's choices with their one-line explanations, the one the form shows marked."""
+        current = self[name].value()
+        choices, lines = EXPLAINED[name]
+        return [
+            {"value": value, "title": title, "help": lines[value], "current": value == current}
+            for value, title in choices.choices
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        given = {name: data.get(WEIGHT_PREFIX + name) for name, _ in mix_strategies()}
+        weights = {name: weight for name, weight in given.items() if weight}
+        if not weights and any(weight == 0 for weight in given.values()):
+            raise forms.ValidationError(
+                "Give at least one strategy of the mix a weight above 0, or leave them all empty for the default "
+                "mix (70% margin, 20% diversity, 10% random)."
+            )
+        data["strategy_weights"] = weights
+        return data
 
 
 # The editor's fields that belong to each kind, in the import format's keys (rules.py).

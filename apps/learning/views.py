@@ -40,7 +40,11 @@ def learning(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
                 messages.success(request, "Learning settings saved.")
                 return redirect("learning:learning", project_id=project.pk)
     if request.htmx and request.GET.get("part") == "runs":
-        return render(request, "learning/learning.html#runs", presentation.learning_page(project=project))
+        # Polled while something runs: the runs, and what a finished run changed (presentation.runs_poll).
+        context = presentation.runs_poll(
+            project=project, shown=request.GET.get("shown"), banner=request.GET.get("banner") == "1"
+        )
+        return render(request, "learning/learning.html#poll", context)
     return render(request, "learning/learning.html", presentation.learning_page(project=project, form=form))
 
 

@@ -22,4 +22,9 @@
   }
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
+  // A part swapped out (the learning curve after a run) takes its chart with it.
+  document.addEventListener("htmx:beforeCleanupElement", function (event) {
+    var chart = window.Chart && event.target.matches && event.target.matches("canvas[data-chart]") && Chart.getChart(event.target);
+    if (chart) chart.destroy();
+  });
 })();

@@ -306,16 +306,16 @@ def test_learning_settings_are_saved_and_checked(labelled_project, cast):
         "prelabel_mode": "after", "label_model": "majority_vote", "auto_label_threshold": "", "backbone": "all-minilm-l6-v2",
     }  # fmt: skip
 
-    saved = client_for(cast.manager).post(url, {**base, "strategy_weights": '{"margin": 0.8, "random": 0.2}'})
-    refused = client_for(cast.manager).post(url, {**base, "strategy_weights": '{"horoscope": 1}'})
-    missing = client_for(cast.manager).post(url, {**base, "strategy_weights": "{}", "backbone": "/no/such/model"})
+    saved = client_for(cast.manager).post(url, {**base, "weight_margin": "0.8", "weight_random": "0.2"})
+    refused = client_for(cast.manager).post(url, {**base, "weight_margin": "-1"})
+    missing = client_for(cast.manager).post(url, {**base, "backbone": "/no/such/model"})
 
     project = Project.objects.get(pk=labelled_project.pk)
     assert saved.status_code == 302
     assert (project.sampling_strategy, project.train_every, project.prelabel_mode) == ("mix", 25, "after")
     assert project.label_model == "majority_vote"
     assert project.strategy_weights == {"margin": 0.8, "random": 0.2}
-    assert refused.status_code == 200 and b"non-negative weights" in refused.content
+    assert refused.status_code == 200 and b"A weight cannot be negative." in refused.content
     assert missing.status_code == 200 and b"Not a backbone this site offers" in missing.content
     assert project.backbone == "all-minilm-l6-v2"
 
