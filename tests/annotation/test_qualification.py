@@ -368,3 +368,24 @@ def test_fewer_gold_items_than_training_items_practise_on_those_there_are(cast, 
 
     assert crowd_stage(project=project, annotator=cast.annotator) == Stage.WORK
     assert "practise on all of them" in crowd_notices(project=project)[0]
+
+
+def test_entity_tests_score_the_f1_of_exactly_matching_spans(spans_cast):
+    project_update(project=spans_cast.project, data={"qualification_size": 1, "qualification_pass_mark": 0.8})
+    project = fresh(spans_cast.project)
+    person, place = spans_cast.labels["Person"], spans_cast.labels["Location"]
+    text = "Maria Okafor landed in Lisbon."
+    item = Item.objects.create(project=project, text=text, is_gold=True)
+    GoldLabel.objects.create(item=item, label=person, start=0, end=12)
+    GoldLabel.objects.create(item=item, label=place, start=23, end=29)
+
+    qualification_start(project=project, annotator=spans_cast.annotator)
+    attempt = qualification_answer(
+        project=project,
+        annotator=spans_cast.annotator,
+        item_id=item.pk,
+        value=[{"start": 0, "end": 12, "label_id": person.pk}],
+    )
+
+    # One of two gold spans found, nothing wrong marked: F1 = 2/3, below the pass mark.
+    assert attempt.score == pytest.approx(2 / 3) and attempt.passed is False
