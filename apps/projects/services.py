@@ -468,7 +468,7 @@ def account_create_by_link(*, link: JoinLink, username: str, password: str, emai
     return _join(link, user)
 
 
-def worker_id_check(worker_id: str) -> str:
+def _worker_id_check(worker_id: str) -> str:
     """An external platform's worker id as it may be stored, or a ValidationError saying why not."""
     if not WORKER_ID.fullmatch(worker_id):
         raise ValidationError(
@@ -493,7 +493,7 @@ def worker_account_for_link(*, link: JoinLink, worker_id: str) -> Joined:
     """The account an external platform's worker has in the link's project, made on their
     first visit (no password: they come back through the platform's link). The link row is
     locked first, so two requests of one worker at once make one account."""
-    worker_id = worker_id_check(worker_id)
+    worker_id = _worker_id_check(worker_id)
     if not link.worker_id_param:
         raise ValidationError("This join link takes no worker id.")
     list(JoinLink.objects.select_for_update().filter(pk=link.pk).values_list("pk", flat=True))
@@ -519,7 +519,7 @@ class InviteReport:
     unknown: list[str] = field(default_factory=list)
 
 
-def invite_entries(raw: str) -> list[str]:
+def invite_entries(*, raw: str) -> list[str]:
     """The usernames and e-mail addresses of a pasted list (commas, semicolons, spaces or
     lines between them), each once, in their order."""
     entries = [entry.strip() for entry in re.split(r"[\s,;]+", raw) if entry.strip()]

@@ -371,7 +371,7 @@ def members_invite(request: AuthenticatedRequest, project_id: int) -> HttpRespon
     form = InviteForm(request.POST)
     if form.is_valid():
         try:
-            entries = services.invite_entries(form.cleaned_data["entries"])
+            entries = services.invite_entries(raw=form.cleaned_data["entries"])
             report = services.members_invite(
                 project=project, by=request.user, entries=entries, join_url=_join_url(request)
             )

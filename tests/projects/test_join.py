@@ -274,14 +274,14 @@ def test_a_sign_up_link_takes_no_worker_id(cast):
 
 
 def test_entries_are_split_and_each_kept_once():
-    entries = services.invite_entries("ada@example.org, Grace@example.org;\nlinus  ada@EXAMPLE.org\n\n")
+    entries = services.invite_entries(raw="ada@example.org, Grace@example.org;\nlinus  ada@EXAMPLE.org\n\n")
 
     assert entries == ["ada@example.org", "Grace@example.org", "linus"]
 
 
 def test_too_many_entries_are_refused():
     with pytest.raises(ValidationError):
-        services.invite_entries(" ".join(f"p{n}@example.org" for n in range(services.INVITE_MAX_ENTRIES + 1)))
+        services.invite_entries(raw=" ".join(f"p{n}@example.org" for n in range(services.INVITE_MAX_ENTRIES + 1)))
 
 
 def test_inviting_adds_known_people_and_mails_a_personal_link_to_new_addresses(
