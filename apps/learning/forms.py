@@ -34,7 +34,8 @@ STRATEGY_HELP = {
     "random": "Items in random order. A baseline, and a safe start while the model has seen few labels.",
     "mnlp": "Entity spans: sentences whose best tagging the model is least sure of, per word. Span projects "
     "always rank this way.",
-    "mix": "A blend of the strategies below, weighted by the numbers you give. Balances hard items with coverage.",
+    "mix": "A blend of several strategies, weighted by the numbers you give under “Weighted mix”. Balances hard "
+    "items with coverage.",
 }
 # Strategies a mix may take that are not offered alone (apps/learning/strategies.py).
 MIX_ONLY_TITLES = {"committee_kl": "Committee divergence (KL)", "core_set": "Core set (farthest from the labelled)"}
@@ -101,7 +102,7 @@ class LearningSettingsForm(forms.ModelForm):
                 min_value=0,
                 initial=weights.get(name),
                 error_messages={"min_value": "A weight cannot be negative."},
-                widget=forms.NumberInput(attrs={"step": "any", "min": "0", "placeholder": "0"}),
+                widget=forms.NumberInput(attrs={"step": "any", "min": "0"}),
             )
 
     def weight_fields(self) -> list[forms.BoundField]:

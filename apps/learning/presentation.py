@@ -120,7 +120,7 @@ def curve(versions: list[ModelVersion]) -> dict[str, Any]:
         "options": {"scales": {
             "x": {"offset": True, "title": {"display": True, "text": "version (labels trained on)"}},
             "y": {"min": floor, "max": 100, "ticks": {"stepSize": 10},
-                  "title": {"display": True, "text": "score on the evaluation items, %"}},
+                  "title": {"display": True, "text": "score, %"}},
         }},
     }  # fmt: skip
 
