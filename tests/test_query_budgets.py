@@ -47,11 +47,13 @@ from tests.learning.conftest import news, own_var_dir  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 # Session and user, gate, labels, lease sweep, two leases (own lease, budget lock and count, candidate, insert,
-# lease count), progress and items left, recent answers, session clock saved.
-WORKSPACE = 30
+# lease count), progress and the project's counts, recent answers, the membership (a join link's completion
+# code), session clock saved.
+WORKSPACE = 31
 # Session and user, gate, labels; the submit (locks, answer and its label, assignment and item, provisional
-# consensus, counters); then a sweep and a new lease, progress and items left, recent answers.
-WORKSPACE_SUBMIT = 42
+# consensus, counters); then a sweep and a new lease, the project's answers re-read (the submit added one),
+# progress and the project's counts, recent answers.
+WORKSPACE_SUBMIT = 43
 # Gate, labels, lease sweep, a new lease (own lease, budget lock and count, candidate, insert, lease count).
 API_TASK_NEXT = 13
 # Gate, labels, the submit as in the workspace (without the labels loaded twice), a sweep and a new lease.
@@ -61,8 +63,8 @@ ITEMS_PAGE = 6
 # Gate, labels, count, one page of items, their gold labels.
 API_ITEMS = 5
 # Session and user, gate, item and its gold labels, labels, consensus, qualities, answers and their labels,
-# the next item in disagreement.
-REVIEW_PAGE = 11
+# the next item in disagreement, annotators' notes on the item.
+REVIEW_PAGE = 12
 # Session and user, gate, latest and active run, labels, qualities, memberships, durations, answers per annotator,
 # confidences, items in disagreement, and for them the labels and every answer (how their answers split).
 REPORTS_PAGE = 14

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import User
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelIndex
@@ -16,7 +17,8 @@ from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, REVIEW
 
 from . import payments, selectors, services
-from .models import Assignment, ItemConsensus, PracticeAnswer
+from .feedback import item_feedback_list
+from .models import Assignment, FeedbackKind, ItemConsensus, PracticeAnswer, Suggestion
 from .qualification import (
     crowd_notices,
     practice_number,
@@ -35,6 +37,8 @@ def task_context(*, project: Project, labels: LabelIndex, assignment: Assignment
     suggestion = selectors.item_suggestion(item=assignment.item) if project.prelabel_mode == PrelabelMode.SHOW else None
     suggested = selectors.suggestion_answer(suggestion, labels.by_id)
     return {
+        "suggestion_acceptable": suggestion_acceptable(project, suggestion),
+        "feedback_kinds": FeedbackKind.choices,
         "project": project,
         "labels": labels.labels,
         "assignment": assignment,
@@ -77,6 +81,28 @@ def completion_context(
         if show_code and link is not None and link.worker_id_param == "PROLIFIC_PID"
         else "",
     }
+
+
+def no_task_message(next_task: services.NextTask, progress: dict[str, Any]) -> str:
+    """Why there is no item for the annotator; when they have done their part, that the
+    rest of the project waits for other people (its answers still needed are not theirs)."""
+    message = next_task.message
+    still = progress["project_still"]
+    if next_task.reason == services.NoTask.DONE and still:
+        message += f" The project's other {still:,} answer{pluralize(still)} must come from other people."
+    return message
+
+
+def suggestion_acceptable(project: Project, suggestion: Suggestion | None) -> bool:
+    """Whether a suggestion may be taken with one key: only at or above the project's floor
+    (suggestion_min_confidence). Below it, or with no confidence to compare while a floor
+    is set, it shows as a hint the annotator must act on label by label."""
+    if suggestion is None:
+        return False
+    floor = project.suggestion_min_confidence
+    if suggestion.confidence is None:
+        return floor <= 0
+    return suggestion.confidence >= floor
 
 
 def spans_json(answer: Answer) -> list[dict[str, Any]]:
@@ -194,6 +220,7 @@ def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[
         "selected_ids": {p.label_id for p in current if not p.is_span},
         "spans": spans_json(current),
         "next_item": selectors.item_next_disagreement(project=project, after=item),
+        "feedback": item_feedback_list(item=item),
     }
 
 

@@ -12,6 +12,7 @@ from apps.projects.models import Item, Label, Project
 from apps.projects.presentation import answer_display
 
 from . import presentation, selectors, services
+from .feedback import item_feedback_list
 
 
 @receiver(events.project_deleting)
@@ -42,3 +43,8 @@ def _item_annotations(
     for row in annotations:
         row["display"] = answer_display(project, labels, row["answer"], item.text)
     return {"annotations": annotations}
+
+
+@receiver(events.item_shown)
+def _item_feedback(sender: Any, *, item: Item, **kwargs: Any) -> dict[str, Any]:
+    return {"feedback": item_feedback_list(item=item)}

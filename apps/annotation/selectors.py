@@ -10,8 +10,22 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Greatest, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
@@ -37,22 +51,74 @@ CONFIDENCE_BINS = 10
 # --- the workspace -------------------------------------------------------------------------------
 
 
-def items_left(*, project: Project) -> int:
-    """Non-gold items that still need answers. Counted at most every 30 seconds per
-    project: every submit shows it, and counting 100k items each time would not pay."""
-    key = f"quorum:items-left:{project.pk}"
-    left = cache.get(key)
-    if left is None:
-        left = Item.objects.filter(project=project, is_gold=False).exclude(state=ItemState.COMPLETE).count()
-        cache.set(key, left, ITEMS_LEFT_CACHE_SECONDS)
-    return int(left)
+def project_progress_counts(*, project: Project) -> dict[str, int]:
+    """The project's non-gold items: how many (``items``), how many are not complete
+    (``left``), and how many answers they need in all (``needed``: a complete item the
+    answers it has, any other at least k plus what dynamic overlap asked for). Counted at
+    most every 30 seconds per project: every submit shows them, and counting 100k items
+    each time would not pay."""
+    key = f"quorum:project-progress:{project.pk}"
+    counts = cache.get(key)
+    if counts is None:
+        needs = Case(
+            When(state=ItemState.COMPLETE, then=F("annotation_count")),
+            default=Greatest(Value(project.overlap) + F("extra_annotations"), F("annotation_count")),
+            output_field=IntegerField(),
+        )
+        totals = Item.objects.filter(project=project, is_gold=False).aggregate(
+            items=Count("id"), left=Count("id", filter=~Q(state=ItemState.COMPLETE)), needed=Sum(needs)
+        )
+        counts = {name: int(value or 0) for name, value in totals.items()}
+        cache.set(key, counts, ITEMS_LEFT_CACHE_SECONDS)
+    return dict(counts)
 
 
-def annotator_progress(*, project: Project, annotator: User, since: datetime | None) -> dict[str, int]:
+def annotator_progress(*, project: Project, annotator: User, since: datetime | None) -> dict[str, Any]:
+    """The annotator's answers, this session and in all, against their limit in the project
+    (``max_items_per_annotator``, which counts every answer), and the project's answers
+    given against those its items need. The annotator's figures are counted afresh; what the
+    project has been given is its ``budget_spent`` (paid answers, kept by annotation_submit)
+    as fresh as ``project`` is, and what it needs is counted at most every 30 seconds."""
     counts = Annotation.objects.filter(project=project, annotator=annotator).aggregate(
         total=Count("id"), session=Count("id", filter=Q(created_at__gte=since) if since else Q(pk__in=[]))
     )
-    return {"total": counts["total"], "session": counts["session"], "left": items_left(project=project)}
+    total = counts["total"]
+    project_counts = project_progress_counts(project=project)
+    needed = project_counts["needed"]
+    given = min(project.budget_spent, needed)
+    quota = project.max_items_per_annotator
+    return {
+        "total": total,
+        "session": counts["session"],
+        "left": project_counts["left"],
+        "quota": quota,
+        "quota_left": None if quota is None else max(quota - total, 0),
+        "quota_percent": None if not quota else min(100, 100 * total // quota),
+        "project_given": given,
+        "project_needed": needed,
+        "project_still": needed - given,
+        "project_percent": 100 * given // needed if needed else 0,
+    }
+
+
+def items_left_for(*, project: Project, annotator: User) -> int:
+    """Regular items that may still come to this annotator: not complete, not answered or
+    skipped by them, and no more than their limit allows. One count over the project's
+    open items: for pages read now and then (the annotator's home), not for every submit."""
+    finished = Assignment.objects.filter(
+        item=OuterRef("pk"), annotator=annotator, state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED]
+    )
+    open_to_them = (
+        Item.objects.filter(project=project, is_gold=False)
+        .exclude(state=ItemState.COMPLETE)
+        .exclude(Exists(finished))
+        .count()
+    )
+    quota = project.max_items_per_annotator
+    if quota is None:
+        return open_to_them
+    answered = Annotation.objects.filter(project=project, annotator=annotator).count()
+    return min(open_to_them, max(quota - answered, 0))
 
 
 def answers_given(*, project: Project, annotator: User) -> int:

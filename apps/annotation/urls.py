@@ -8,6 +8,7 @@ urlpatterns = [
     path("projects/<int:project_id>/annotate/", views.workspace, name="workspace"),
     path("projects/<int:project_id>/annotate/submit/", views.submit, name="submit"),
     path("projects/<int:project_id>/annotate/skip/", views.skip, name="skip"),
+    path("projects/<int:project_id>/annotate/feedback/", views.feedback, name="feedback"),
     path(
         "projects/<int:project_id>/annotate/answers/<int:annotation_id>/", views.annotation_edit, name="annotation_edit"
     ),

@@ -30,6 +30,7 @@ from platform.html import AuthenticatedRequest, refusal_json, refusal_message, r
 
 from . import consensus, payments, presentation, selectors, services
 from .exports import ExportError, export_formats_for, export_response, payments_response
+from .feedback import item_feedback_send
 from .forms import ExportOptionsForm, PayPeriodForm, held_assignment_ids, submitted_value
 from .models import Annotation, Assignment, AssignmentState
 
@@ -86,6 +87,7 @@ def workspace(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         ahead = services.task_next_for_annotator(
             project=project, annotator=request.user, exclude_assignment_ids=(first.assignment.pk,), labels=labels
         ).assignment
+    progress = selectors.annotator_progress(project=project, annotator=request.user, since=since)
     context = {
         "project": project,
         "labels": labels.labels,
@@ -93,8 +95,9 @@ def workspace(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         if first.assignment
         else None,
         "no_task": first,
+        "no_task_message": presentation.no_task_message(first, progress),
         "ahead_html": _render_task(request, project, labels, ahead),
-        "progress": selectors.annotator_progress(project=project, annotator=request.user, since=since),
+        "progress": progress,
         "recent": presentation.recent_answers(project=project, annotator=request.user, labels=labels),
         "instructions_html": markdown_to_html(project.instructions),
         # People who came through a join link may finish and take its completion code.
@@ -113,12 +116,16 @@ def _workspace_reply(
         project=project, annotator=request.user, exclude_assignment_ids=held_assignment_ids(request.POST), labels=labels
     )
     recent = presentation.recent_answers(project=project, annotator=request.user, labels=labels)
+    # The answers the project has, counting the one just given (the gate read the row before it).
+    project.refresh_from_db(fields=["budget_spent"])
+    progress = selectors.annotator_progress(project=project, annotator=request.user, since=since)
     return JsonResponse(
         {
             **extra,
             "next_html": _render_task(request, project, labels, ahead.assignment),
-            "no_task_message": ahead.message,
-            "progress": selectors.annotator_progress(project=project, annotator=request.user, since=since),
+            "no_task_message": presentation.no_task_message(ahead, progress),
+            "progress": progress,
+            "progress_html": render_to_string("annotation/partials/progress.html", {"progress": progress}, request),
             "recent_html": render_to_string(
                 "annotation/partials/recent.html", {"project": project, "recent": recent}, request
             ),
@@ -179,6 +186,33 @@ def skip(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     if _wants_json(request):
         return _workspace_reply(request, project, labels, skipped=True)
     return redirect("annotation:workspace", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def feedback(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    """An annotator tells reviewers what is wrong with the item in front of them; the item
+    stays theirs to answer or skip."""
+    project = project_selectors.project_get_for_user(user=request.user, project_id=project_id, roles=ANNOTATE)
+    assignment_id = request.POST.get("assignment", "")
+    try:
+        note = item_feedback_send(
+            project=project,
+            annotator=request.user,
+            assignment_id=assignment_id,
+            kind=request.POST.get("feedback_kind", ""),
+            text=request.POST.get("feedback_text", ""),
+        )
+    except ValidationError as error:
+        if _wants_json(request):
+            return refusal_json(error, sent=False)
+        messages.error(request, f"Not sent: {refusal_message(error)}")
+    else:
+        thanks = f"Thank you: reviewers will see your note ({note.get_kind_display().lower()}) on item {note.item_id}."
+        if _wants_json(request):
+            return JsonResponse({"sent": True, "message": thanks})
+        messages.success(request, thanks)
+    return redirect(f"{reverse('annotation:workspace', args=[project.pk])}?assignment={assignment_id}")
 
 
 @login_required

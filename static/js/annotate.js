@@ -10,6 +10,10 @@
 //    the same submission id, which the server counts once however often it arrives; the
 //    browser coming back online retries too.
 // 3. An answer the server refuses is reported with a link back to its item.
+// 4. Keys: a label's key chooses it, Enter submits, Shift+Enter skips, Shift+A accepts a
+//    suggestion the model is sure enough of. Tab moves focus as on any page, and Enter on
+//    another control (a link, the instructions' toggle, a button other than Submit) does
+//    what that control does. A key with no meaning here lists the keys that have one.
 (function () {
   "use strict";
 
@@ -137,9 +141,11 @@
     return had;
   };
 
+  // Only a suggestion at or above the project's floor may be taken whole (data-accept="1");
+  // a less sure one is a hint. Returns whether it was taken.
   Task.prototype.acceptSuggestion = function () {
     const box = this.form.querySelector(".suggestion");
-    if (!box) return;
+    if (!box || box.dataset.accept !== "1") return false;
     if (this.kind === "spans") {
       this.suggested.forEach((span) => {
         if (!this.spans.some((s) => s.start < span.end && span.start < s.end)) this.spans.push({ ...span });
@@ -153,6 +159,7 @@
       });
     }
     box.classList.add("accepted");
+    return true;
   };
 
   // ---- entity spans ----------------------------------------------------------------
@@ -329,11 +336,18 @@
     const form = current.querySelector("form.task");
     task = form ? new Task(form) : null;
     if (task) {
+      const mounted = task;
       form.addEventListener("submit", (event) => {
         event.preventDefault();
+        if (event.submitter && event.submitter.classList.contains("feedback-button")) {
+          sendFeedback(form);
+          return;
+        }
         const skip = event.submitter && event.submitter.classList.contains("skip-button");
         submit(skip, event.submitter);
       });
+      const accept = form.querySelector(".accept-suggestion");
+      if (accept) accept.addEventListener("click", () => mounted.acceptSuggestion());
       if (task.textEl) task.textEl.focus({ preventScroll: true });
       window.scrollTo({ top: 0 });
     }
@@ -359,10 +373,15 @@
   }
 
   function receive(body) {
-    Object.entries(body.progress || {}).forEach(([key, value]) => {
-      const cell = document.querySelector(`[data-progress="${key}"]`);
-      if (cell) cell.textContent = Number(value).toLocaleString();
-    });
+    const progress = document.getElementById("progress");
+    if (body.progress_html && progress) {
+      progress.innerHTML = body.progress_html;
+    } else {
+      Object.entries(body.progress || {}).forEach(([key, value]) => {
+        const cell = document.querySelector(`[data-progress="${key}"]`);
+        if (cell && value !== null) cell.textContent = Number(value).toLocaleString();
+      });
+    }
     if (body.recent_html) {
       const recent = document.getElementById("recent");
       if (recent) recent.innerHTML = body.recent_html;
@@ -426,6 +445,12 @@
 
   function submit(skip, submitter) {
     if (!task) return;
+    if (!skip && task.kind === "spans" && task.pending) {
+      // Enter right after selecting words means "label them", not "no entities".
+      const words = task.text.slice(task.pending.start, task.pending.end);
+      showToast(`The words “${escapeHtml(words)}” have no type yet: ${labelKeys()}, or <kbd>Esc</kbd> to drop the selection.`, "info");
+      return;
+    }
     if (!skip && !task.valid()) {
       showToast("Choose a label first (press its key).", "info");
       return;
@@ -453,6 +478,56 @@
     queue = queue.then(() => send(url, data, form.dataset.assignment, summary)).finally(() => (unsent -= 1));
   }
 
+  // Sends the item's note to reviewers; the item stays on screen to answer or skip.
+  async function sendFeedback(form) {
+    const button = form.querySelector(".feedback-button");
+    let response = null;
+    try {
+      response = await fetch(button.getAttribute("formaction"), {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      });
+    } catch (error) {
+      response = null;
+    }
+    const body = response ? await readJson(response) : null;
+    if (response && response.ok && body) {
+      const details = form.querySelector("details.feedback");
+      const text = form.querySelector("textarea[name=feedback_text]");
+      if (text) text.value = "";
+      if (details) details.open = false;
+      showToast(escapeHtml(body.message), "info");
+      if (task && task.form === form && task.textEl) task.textEl.focus({ preventScroll: true });
+    } else {
+      const why = body && body.message ? body.message : "the connection failed";
+      showToast(`Your note was not sent: ${escapeHtml(why)} Try again.`);
+    }
+  }
+
+  function labelKeys() {
+    const keyed = task ? task.inputs.filter((input) => input.dataset.key) : [];
+    if (!keyed.length) return "choose one of the labels";
+    return "press " + keyed.map((input) => `<kbd>${escapeHtml(input.dataset.key)}</kbd> ${escapeHtml(input.dataset.name)}`).join(", ");
+  }
+
+  function keyHelp(pressed) {
+    const keys = [labelKeys(), "<kbd>Enter</kbd> submit", "<kbd>Shift</kbd>+<kbd>Enter</kbd> skip"];
+    if (task && task.form.querySelector('.suggestion[data-accept="1"]')) keys.push("<kbd>Shift</kbd>+<kbd>A</kbd> accept the suggestion");
+    if (task && task.kind === "spans") keys.push("<kbd>←</kbd> <kbd>→</kbd> move over words", "<kbd>Del</kbd> remove the chosen span");
+    keys.push("<kbd>Esc</kbd> clear", "<kbd>Tab</kbd> next control", "<kbd>?</kbd> all keys");
+    showToast(`<kbd>${escapeHtml(pressed)}</kbd> does nothing here. Keys: ${keys.join("; ")}.`, "info");
+  }
+
+  // Enter belongs to the task on the item's text, its labels and the page itself; on any
+  // other control (a link, a <summary>, a button other than Submit) it does that control's job.
+  function enterIsOurs(target) {
+    if (!target || target === document.body || target === document.documentElement) return true;
+    if (target.matches(".task-text, input[data-key]")) return true;
+    return !target.closest("a[href], button, summary, select, textarea, input, [contenteditable=true], [role=button]");
+  }
+
   function goBack() {
     const link = document.querySelector("#recent-list a[href*='/answers/']");
     if (link) window.location.href = link.href;
@@ -465,8 +540,17 @@
     if (target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"))) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Enter") {
+      if (!enterIsOurs(target)) return;
       event.preventDefault();
       submit(event.shiftKey && !editMode);
+      return;
+    }
+    if (event.key === "?") {
+      const help = document.getElementById("shortcuts");
+      if (help) {
+        event.preventDefault();
+        help.open = !help.open;
+      }
       return;
     }
     if (event.key === "Escape") {
@@ -474,12 +558,10 @@
       if (!(task && task.clear()) && editMode && back) window.location.href = back.href;
       return;
     }
-    if (!task) return;
-    if (event.key === "Tab") {
-      if (task.form.querySelector(".suggestion")) {
-        event.preventDefault();
-        task.acceptSuggestion();
-      }
+    if (!task || event.key === "Tab") return;
+    if (event.shiftKey && event.key.toLowerCase() === "a" && task.form.querySelector(".suggestion")) {
+      event.preventDefault();
+      if (!task.acceptSuggestion()) showToast("The model is not sure enough of this suggestion to take it with one key: choose the labels yourself.", "info");
       return;
     }
     if (task.kind === "spans" && (event.key === "ArrowRight" || event.key === "ArrowLeft")) {
@@ -502,6 +584,8 @@
     if (input) {
       event.preventDefault();
       task.pressLabel(input);
+    } else if (event.key.length === 1 && event.key !== " ") {
+      keyHelp(event.key);
     }
   });
 

@@ -73,6 +73,7 @@ MATRIX = [
     ("annotation:done", "post", {M, A}),
     ("annotation:submit", "post", {M, A}),
     ("annotation:skip", "post", {M, A}),
+    ("annotation:feedback", "post", {M, A}),
     ("annotation:annotation_edit", "get", {M, A}),
     ("annotation:annotation_edit", "post", {M, A}),
     ("annotation:qualification", "get", {M, A}),
@@ -247,10 +248,13 @@ def _call(user, name, method, kwargs, data=None):
 
 def body_for(cast, name: str, role: str) -> dict:
     """Forms that name an assignment name the caller's own live lease."""
-    if name not in ("annotation:submit", "annotation:skip") or role not in ("manager", "annotator"):
+    if name not in ("annotation:submit", "annotation:skip", "annotation:feedback") or role not in (
+        "manager",
+        "annotator",
+    ):
         return {}
     lease = Assignment.objects.filter(project=cast.project, annotator=cast.member(role), state="leased").first()
-    return {"assignment": lease.pk}
+    return {"assignment": lease.pk, "feedback_kind": "other"}
 
 
 @pytest.mark.parametrize(("name", "method", "allowed"), MATRIX, ids=[f"{m} {n}" for n, m, _ in MATRIX])
