@@ -23,7 +23,7 @@ from platform.errors import Conflict
 from platform.html import AuthenticatedRequest, form_add_service_error, refusal_message, render_page
 from platform.throttles import SignUpThrottle
 
-from . import events, imports, presentation, selectors, services
+from . import events, forms, imports, presentation, selectors, services
 from .answers import Answer, LabelIndex
 from .forms import (
     ImportForm,
@@ -47,12 +47,14 @@ SEARCH_COUNT_CAP = 10_000
 @login_required
 @require_GET
 def home(request: AuthenticatedRequest) -> HttpResponse:
-    projects = selectors.projects_for_user(user=request.user)
-    return render(
-        request,
-        "projects/home.html",
-        {"projects": projects, "can_create": request.user.has_perm("projects.add_project")},
-    )
+    projects = list(selectors.projects_for_user(user=request.user))
+    context: dict[str, Any] = {"can_create": request.user.has_perm("projects.add_project")}
+    # An annotator's own figures per project come from the app above (annotation's receivers).
+    for extra in events.responses(events.home_shown, user=request.user, projects=projects):
+        context.update(extra)
+    mine = context.get("my_work_ids", set())
+    context["projects"] = [project for project in projects if project.pk not in mine]
+    return render(request, "projects/home.html", context)
 
 
 @login_required
@@ -470,7 +472,15 @@ def _sign_up_refusal(request: HttpRequest) -> HttpResponse | None:
 
 
 def _join_signed_in(request: HttpRequest, link: JoinLink) -> HttpResponse:
+    """A signed-in person joins by pressing Join (a POST with its CSRF token): opening the
+    link alone, which another site could make their browser do, joins nobody."""
     assert isinstance(request.user, User)  # the caller checked is_authenticated
+    member = selectors.membership_of(project=link.project, user=request.user)
+    if member is not None:
+        messages.info(request, f"You are a member of “{link.project.name}” already.")
+        return redirect("projects:overview", project_id=link.project_id)
+    if request.method != "POST":
+        return _join_page(request, link, SignUpForm(), confirm=True)
     try:
         joined = services.join_link_use(link=link, user=request.user)
     except services.JoinClosed as closed:
@@ -516,12 +526,18 @@ def _join_as_worker(request: HttpRequest, link: JoinLink, worker_id: str) -> Htt
 @require_GET
 def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
-    filters = {
-        "q": request.GET.get("q", "").strip()[:200],
-        "state": request.GET.get("state", ""),
-        "gold": request.GET.get("gold", ""),
-    }
-    queryset = selectors.items_list(project=project, query=filters["q"], state=filters["state"], gold=filters["gold"])
+    labels = LabelIndex.for_project(project)
+    form = forms.ItemFilterForm(
+        request.GET, labels=labels.labels, annotators=selectors.project_annotator_names(project=project)
+    )
+    filters = form.chosen()
+    queryset = selectors.items_list(
+        project=project,
+        query=filters.get("q", ""),
+        state=filters.get("state", ""),
+        gold=filters.get("gold", ""),
+        answers=form.answer_filters(),
+    )
     counts = selectors.project_item_counts(project=project)
     paginator = Paginator(
         queryset.only("id", "external_id", "text", "state", "is_gold", "annotation_count"), ITEMS_PER_PAGE
@@ -537,27 +553,32 @@ def items(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
         count_capped = matches > SEARCH_COUNT_CAP
         paginator.count = min(matches, SEARCH_COUNT_CAP)
     page_obj = paginator.get_page(request.GET.get("page"))
-    query = urlencode({key: value for key, value in filters.items() if value})
+    shown = list(page_obj.object_list)
+    # What the apps above know of each item on the page (annotation: its consensus).
+    answers = events.responses(events.items_listed, project=project, items=shown, labels=labels)
     context = {
         "project": project,
         "page": page_obj,
+        "rows": presentation.item_rows(shown, answers),
+        "form": form,
         "filters": filters,
-        "filter_query": query,
+        "filter_query": urlencode(form.query()),
         "states": ItemState.choices,
+        "confidence_steps": form.CONFIDENCE_STEPS,
         "counts": counts,
         "count_capped": count_capped,
     }
     return render_page(request, "projects/items.html", context, partial="item-table")
 
 
-def _known_item_count(counts: dict[str, int], filters: dict[str, str]) -> int | None:
+def _known_item_count(counts: dict[str, int], filters: dict[str, Any]) -> int | None:
     """The number of items a filter selects, when the per-state counts already tell it."""
-    if filters["q"] or filters["gold"] and filters["state"]:
+    if set(filters) - {"state", "gold"} or len(filters) > 1:
         return None
-    if filters["gold"]:
+    if "gold" in filters:
         return counts["gold"] if filters["gold"] == "yes" else counts["total"] - counts["gold"]
-    if filters["state"]:
-        return counts.get(filters["state"]) if filters["state"] in ItemState.values else counts["total"]
+    if "state" in filters:
+        return counts[filters["state"]]
     return counts["total"]
 
 

@@ -135,18 +135,25 @@ def test_logging_in_and_coming_back_joins(client, cast, link):
     assert login_page.status_code == 200
 
     logged_in = client.post("/accounts/login/", {"username": "newcomer", "password": "pw", "next": join_url(link)})
-    joined = client.get(logged_in["Location"])
+    confirm = client.get(logged_in["Location"])
+    joined = client.post(logged_in["Location"])
 
-    assert logged_in["Location"] == join_url(link)
+    assert logged_in["Location"] == join_url(link) and confirm.status_code == 200
     assert joined.status_code == 302
     assert joined["Location"] == reverse("annotation:workspace", args=[cast.project.pk])
     assert Membership.objects.get(project=cast.project, user=newcomer).join_link == link
 
 
-def test_a_signed_in_person_joins_at_once(cast, link):
+def test_a_signed_in_person_joins_by_pressing_join_not_by_opening_the_link(cast, link):
     newcomer = UserFactory(username="newcomer")
+    client = client_for(newcomer)
 
-    response = client_for(newcomer).get(join_url(link))
+    opened = client.get(join_url(link))  # what another site could make a browser do
+    assert opened.status_code == 200 and b"Join" in opened.content
+    assert not Membership.objects.filter(project=cast.project, user=newcomer).exists()
+    assert JoinLink.objects.get(pk=link.pk).uses == 0
+
+    response = client.post(join_url(link))
 
     assert response.status_code == 302
     assert response["Location"] == reverse("annotation:workspace", args=[cast.project.pk])
