@@ -2,7 +2,10 @@
 the overview's sections, the reports' charts and heat map."""
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,12 +14,12 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from apps.projects.answers import Answer, LabelIndex
-from apps.projects.models import Item, Membership, PrelabelMode, Project
+from apps.projects.models import Item, Membership, PrelabelMode, Project, Role
 from apps.projects.presentation import answer_display
 from apps.projects.rendering import markdown_to_html
 from apps.projects.selectors import ANNOTATE, REVIEW
 
-from . import payments, selectors, services
+from . import payments, qualification, selectors, services
 from .feedback import item_feedback_list
 from .models import Assignment, FeedbackKind, ItemConsensus, PracticeAnswer, Suggestion
 from .qualification import (
@@ -222,6 +225,67 @@ def review_context(*, project: Project, item: Item, labels: LabelIndex) -> dict[
         "next_item": selectors.item_next_disagreement(project=project, after=item),
         "feedback": item_feedback_list(item=item),
     }
+
+
+# What an annotator's home says of a project where the test or practice comes first, and
+# the button that leads there (None: nothing to open).
+HOME_STEPS = {
+    qualification.Stage.TEST: ("Take the qualification test to start.", "Take the test"),
+    qualification.Stage.NOT_QUALIFIED: ("You did not pass the qualification test, so no items come to you here.", None),
+    qualification.Stage.TRAINING: ("Finish your practice items to start the real work.", "Practise"),
+}
+
+
+@dataclass(frozen=True)
+class HomeStatus:
+    """What stands between an annotator and the next item, and the button to it."""
+
+    note: str = ""
+    action: str | None = "Start labelling"
+    blocked: bool = False
+
+
+def annotator_home(*, user: User, projects: Iterable[Project]) -> dict[str, Any]:
+    """The annotator's side of the projects list, for each project where they annotate:
+    their answers, gold accuracy and earnings (pay_rows over all time: what the payments
+    page says of them), the items still open to them, their limit, what stands in their
+    way (a block, the test, practice), and the instructions."""
+    rows: list[dict[str, Any]] = []
+    for project in projects:
+        if project.user_role != Role.ANNOTATOR:
+            continue
+        pay = next(iter(payments.pay_rows(project=project, annotator=user)), None)
+        progress = selectors.annotator_progress(project=project, annotator=user, since=None)
+        status = _home_status(project, user, progress)
+        left = 0 if status.blocked else selectors.items_left_for(project=project, annotator=user)
+        if not left and not status.note:
+            status = HomeStatus("Nothing is left for you here now; the rest waits for other people's answers.", None)
+        rows.append(
+            {
+                "project": project,
+                "progress": progress,
+                "pay": pay,
+                "earned": pay.amount if pay is not None else Decimal(0),
+                "left": left,
+                "status": status,
+                "instructions_html": markdown_to_html(project.instructions),
+            }
+        )
+    return {"my_work": rows, "my_work_ids": {row["project"].pk for row in rows}}
+
+
+def _home_status(project: Project, user: User, progress: dict[str, Any]) -> HomeStatus:
+    membership = Membership.objects.filter(project=project, user=user).only("is_blocked", "blocked_reason").first()
+    if membership is not None and membership.is_blocked:
+        why = membership.blocked_reason.rstrip(". ") or "ask its manager why"
+        return HomeStatus(f"You are blocked in this project: {why}.", None, blocked=True)
+    stage = qualification.crowd_stage(project=project, annotator=user)
+    if stage in HOME_STEPS:
+        note, action = HOME_STEPS[stage]
+        return HomeStatus(note, action, blocked=action is None)
+    if progress["quota"] is not None and not progress["quota_left"]:
+        return HomeStatus("You have given as many answers as one person may here. Thank you!", None, blocked=True)
+    return HomeStatus(action="Go on labelling" if progress["total"] else "Start labelling")
 
 
 def overview_sections(*, project: Project, user: User) -> dict[str, Any]:

@@ -35,6 +35,11 @@ def _members_tests(sender: Any, *, project: Project, **kwargs: Any) -> dict[str,
     return presentation.members_sections(project=project)
 
 
+@receiver(events.home_shown)
+def _annotator_home(sender: Any, *, user: Any, projects: list[Project], **kwargs: Any) -> dict[str, Any]:
+    return presentation.annotator_home(user=user, projects=projects)
+
+
 @receiver(events.item_shown)
 def _item_annotations(
     sender: Any, *, project: Project, item: Item, labels: LabelIndex, **kwargs: Any

@@ -35,6 +35,11 @@ items_imported = Signal()
 # state). Returns a dict of template context for the page's sections of that app.
 overview_shown = Signal()
 
+# The projects list, where people land. kwargs: user, projects (theirs, each with its
+# user_role). Returns a dict of template context (annotation: "my_work", a row per project
+# where they annotate, and "my_work_ids", those projects' ids, which the list leaves out).
+home_shown = Signal()
+
 # The item page. kwargs: project, item. Returns a dict of template context.
 item_shown = Signal()
 
