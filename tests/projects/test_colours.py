@@ -1,5 +1,5 @@
 """A selected label's name is black or white by contrast, whatever colour a manager picks;
-a colour too pale to see on a card is flagged."""
+a colour too pale to see on a card is flagged, and the labels page says so."""
 
 import itertools
 
@@ -7,7 +7,8 @@ import pytest
 from django.template import Context, Template
 
 from apps.projects.colours import BLACK, WHITE, contrast_ratio, hard_to_see, relative_luminance, text_colour_on
-from apps.projects.models import LABEL_PALETTE
+from apps.projects.models import LABEL_PALETTE, Label
+from tests.helpers import client_for
 
 
 def test_luminance_and_contrast_match_the_wcag_reference_values():
@@ -44,3 +45,17 @@ def test_the_template_filters_fall_back_on_what_is_not_a_colour():
 
     assert template.render(Context({"c": "#facc15"})) == "#000000 True"
     assert template.render(Context({"c": "red"})) == "#ffffff False"
+
+
+def test_the_labels_page_warns_of_a_colour_too_pale_to_see(cast):
+    Label.objects.filter(pk=cast.labels["Science"].pk).update(color="#fde047")
+
+    html = client_for(cast.manager).get(f"/projects/{cast.project.pk}/labels/").content.decode()
+
+    warning = html[html.index("colour-warning") : html.index("</ul>", html.index("colour-warning"))]
+    assert "Science" in warning and "#fde047" in warning and "less than 3:1" in warning
+    assert "World" not in warning
+
+
+def test_the_labels_page_is_quiet_when_every_colour_reads(cast):
+    assert "colour-warning" not in client_for(cast.manager).get(f"/projects/{cast.project.pk}/labels/").content.decode()

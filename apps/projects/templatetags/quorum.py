@@ -1,4 +1,4 @@
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -49,3 +49,9 @@ def hard_to_see(colour: str) -> bool:
 def method_name(value: str | None) -> str:
     """A consolidation or label-model method's plain name, its technical name beside."""
     return plain_method_name(value) if value else ""
+
+
+@register.filter
+def hard_to_see_labels(labels: Iterable[Any]) -> list[Any]:
+    """The labels among ``labels`` whose colour is too pale to see on a white card."""
+    return [label for label in labels if hard_to_see(label.color)]
