@@ -58,8 +58,11 @@ WORKSPACE_SUBMIT = 43
 API_TASK_NEXT = 13
 # Gate, labels, the submit as in the workspace (without the labels loaded twice), a sweep and a new lease.
 API_SUBMIT_AND_NEXT = 36
-# Session and user, gate, item counts by state, gold count, one page of items.
-ITEMS_PAGE = 6
+# Session and user, gate, labels and members who answer (the filters' menus), item counts by state, gold count,
+# one page of items, their consensus (with reviewer).
+ITEMS_PAGE = 9
+# The same with every filter on answers: the per-state counts are kept, the matches counted (up to the cap).
+ITEMS_PAGE_FILTERED = 10
 # Gate, labels, count, one page of items, their gold labels.
 API_ITEMS = 5
 # Session and user, gate, item and its gold labels, labels, consensus, qualities, answers and their labels,
@@ -300,6 +303,28 @@ def test_the_items_page_costs_the_same_queries_at_10_and_1000_items():
     assert_budget(ITEMS_PAGE, small, large)
     assert small.response.status_code == large.response.status_code == 200
     assert b"story-9" in small.response.content and b"story-49" in large.response.content
+
+
+def items_page_filtered_queries(n: int) -> Measured:
+    # Consolidated, so every item has a consensus; the second annotator disagrees on odd items.
+    cast = consolidated(n)
+    client = client_for(cast.reviewer)
+    filters = {
+        "label": cast.labels["Sports"].pk,
+        "confidence_below": "1",
+        "disagreement": "yes",
+        "suggestion": "yes",
+        "annotator": "other_annotator",
+    }
+    return measure(lambda: client.get(f"/projects/{cast.project.pk}/items/", filters))
+
+
+def test_the_filtered_items_page_costs_the_same_queries_at_10_and_1000_items():
+    small, large = (items_page_filtered_queries(n) for n in SIZES)
+
+    assert_budget(ITEMS_PAGE_FILTERED, small, large)
+    assert small.response.status_code == large.response.status_code == 200
+    assert b"No items match" not in large.response.content and b"Answered by other_annotator" in large.response.content
 
 
 def api_items_queries(n: int) -> Measured:

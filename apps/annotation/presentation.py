@@ -444,3 +444,39 @@ def disagreement_rows(*, project: Project, rows: list[ItemConsensus], labels: La
             }
         )
     return shown
+
+
+def items_consensus(*, project: Project, items: list[Item], labels: LabelIndex) -> dict[int, dict[str, Any]]:
+    """The items list's consensus column: per item, its consensus row and its answer (the
+    labels, or for entity spans how many)."""
+    found = selectors.consensus_of(item_ids=[item.pk for item in items])
+    return {
+        item_id: {"consensus": row, "consensus_answer": _short_answer(project, labels, row.parts)}
+        for item_id, row in found.items()
+    }
+
+
+def _short_answer(project: Project, labels: LabelIndex, answer: Answer) -> dict[str, Any]:
+    known = answer.only_labels(labels.by_id)
+    if project.is_spans:
+        return {"spans": len(known)}
+    return {"labels": sorted((labels.by_id[p.label_id] for p in known), key=lambda label: (label.order, label.pk))}
+
+
+def item_consensus(*, project: Project, item: Item, labels: LabelIndex) -> dict[str, Any]:
+    """The item page's consensus card: the consensus or the reviewer's final answer, its
+    method and confidence, who settled it; and the suggestion annotators see."""
+    consensus = selectors.consensus_get(item=item)
+    suggestion = selectors.item_suggestion(item=item)
+    return {
+        "consensus": consensus,
+        "consensus_display": (
+            answer_display(project, labels, consensus.parts.only_labels(labels.by_id), item.text) if consensus else None
+        ),
+        "suggestion": suggestion,
+        "suggestion_display": (
+            answer_display(project, labels, selectors.suggestion_answer(suggestion, labels.by_id), item.text)
+            if suggestion
+            else None
+        ),
+    }

@@ -4,12 +4,14 @@ calls one service, selector or presentation helper."""
 
 from typing import Any
 
+from django.db.models import Q
 from django.dispatch import receiver
 
 from apps.projects import events
 from apps.projects.answers import LabelIndex
 from apps.projects.models import Item, Label, Project
 from apps.projects.presentation import answer_display
+from apps.projects.selectors import AnswerFilters
 
 from . import presentation, selectors, services
 from .feedback import item_feedback_list
@@ -47,9 +49,21 @@ def _item_annotations(
     annotations = selectors.item_annotations(item=item)
     for row in annotations:
         row["display"] = answer_display(project, labels, row["answer"], item.text)
-    return {"annotations": annotations}
+    return {"annotations": annotations, **presentation.item_consensus(project=project, item=item, labels=labels)}
 
 
 @receiver(events.item_shown)
 def _item_feedback(sender: Any, *, item: Item, **kwargs: Any) -> dict[str, Any]:
     return {"feedback": item_feedback_list(item=item)}
+
+
+@receiver(events.items_filtering)
+def _items_filter(sender: Any, *, project: Project, filters: AnswerFilters, **kwargs: Any) -> Q:
+    return selectors.items_answer_filter(project=project, filters=filters)
+
+
+@receiver(events.items_listed)
+def _items_consensus(
+    sender: Any, *, project: Project, items: list[Item], labels: LabelIndex, **kwargs: Any
+) -> dict[int, dict[str, Any]]:
+    return presentation.items_consensus(project=project, items=items, labels=labels)

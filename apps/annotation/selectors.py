@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -25,6 +26,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest, TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -32,6 +34,7 @@ from django.utils import timezone
 from apps.projects.answers import Answer, LabelPart
 from apps.projects.jobs import JobState
 from apps.projects.models import BlockedAnswers, Item, ItemState, Label, Membership, Project
+from apps.projects.selectors import AnswerFilters
 
 from .models import (
     Annotation,
@@ -508,3 +511,61 @@ def _confusion_table(confusion: dict[str, dict[str, float]], labels: dict[int, s
         "labels": [labels[i] for i in ids],
         "rows": [[confusion.get(str(true), {}).get(str(given), 0.0) for given in ids] for true in ids],
     }
+
+
+# --- the items list's filters and columns ------------------------------------------------------------
+
+
+def items_answer_filter(*, project: Project, filters: AnswerFilters) -> Q:
+    """The items list's filters on answers, as a condition on items. Each is one subquery on
+    an indexed column of the project's rows (consensus by confidence, annotations by
+    annotator), so a page of 100k items stays a few queries."""
+    condition = Q()
+    consensus = ItemConsensus.objects.filter(project=project)
+    if filters.label_id is not None:
+        condition &= Q(pk__in=consensus.filter(_has_label(project, filters.label_id)).values("item_id"))
+    if filters.confidence_below is not None:
+        condition &= Q(pk__in=consensus.filter(confidence__lt=filters.confidence_below).values("item_id"))
+    if filters.disagreement:
+        condition &= Q(items_disagreeing(project=project))
+    if filters.suggestion is not None:
+        suggested = Q(pk__in=Suggestion.objects.filter(item__project=project).values("item_id"))
+        condition &= suggested if filters.suggestion else ~suggested
+    if filters.annotator:
+        answered = Annotation.objects.filter(project=project, annotator__username=filters.annotator)
+        condition &= Q(pk__in=answered.values("item_id"))
+    return condition
+
+
+def _has_label(project: Project, label_id: int) -> Q:
+    """Consensus rows whose answer has a part with this label. PostgreSQL asks jsonb
+    containment; SQLite (tests, development) reads the JSON array with json_each."""
+    if connection.vendor == "postgresql":
+        return Q(parts__contains=[{"label_id": label_id}])
+    table = ItemConsensus._meta.db_table
+    with_label = RawSQL(
+        f"SELECT c.id FROM {table} c, json_each(c.parts) part "  # nosec B608 # the model's own table; values are bound
+        "WHERE c.project_id = %s AND json_extract(part.value, '$.label_id') = %s",
+        [project.pk, label_id],
+    )
+    return Q(pk__in=with_label)
+
+
+def items_disagreeing(*, project: Project) -> Exists:
+    """Items whose answers are not all the same: some part (a label, or a labelled span)
+    that fewer of the item's annotations give than the item has answers. Items with one
+    answer never disagree; two empty answers ("no entities") agree. Correlated to each
+    item, so a page of the list stops at its 50th match instead of grouping every answer."""
+    split = (
+        AnnotationLabel.objects.filter(annotation__project=project, annotation__item_id=OuterRef("pk"))
+        .values("label_id", "start", "end", "annotation__item__annotation_count")
+        .annotate(giving=Count("annotation_id"))
+        .filter(giving__lt=F("annotation__item__annotation_count"))
+    )
+    return Exists(split)
+
+
+def consensus_of(*, item_ids: Iterable[int]) -> dict[int, ItemConsensus]:
+    """The consensus of each of these items that has one, with its reviewer, in one query."""
+    rows = ItemConsensus.objects.filter(item_id__in=list(item_ids)).select_related("reviewed_by")
+    return {row.item_id: row for row in rows}

@@ -266,17 +266,47 @@ class ItemListApi(APIView):
         )
         state = serializers.ChoiceField(choices=ItemState.choices, required=False, default="")
         gold = serializers.ChoiceField(choices=["yes", "no"], required=False, default="")
+        # The parameter is "label"; DRF takes declared fields off the class, so Field.label stays.
+        label = id_field(  # type: ignore[assignment]
+            required=False, help_text="The id of a label the consensus (or final answer) has."
+        )
+        confidence_below = serializers.FloatField(
+            required=False, min_value=0.0, max_value=1.0, help_text="Items whose consensus is less sure than this."
+        )
+        disagreement = serializers.BooleanField(
+            required=False, default=False, help_text="Only items whose answers are not all the same."
+        )
+        suggestion = serializers.ChoiceField(
+            choices=["yes", "no"], required=False, help_text="Items with a suggestion, or without one."
+        )
+        annotator = serializers.CharField(
+            required=False, default="", max_length=150, help_text="Answered by this username."
+        )
         ordering = serializers.ChoiceField(choices=selectors.ITEM_ORDERINGS, required=False, default="id")
 
     @extend_schema(parameters=[ItemQuery], responses=ItemOutput(many=True))
     def get(self, request: AuthenticatedApiRequest, project_id: int) -> Response:
         project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=REVIEW)
         query = query_params(request, self.ItemQuery)
+        labels = LabelIndex.for_project(project)
+        if query.get("label") is not None and query["label"] not in labels.by_id:
+            raise serializers.ValidationError({"label": ["This project has no label with this id."]})
+        answers = selectors.AnswerFilters(
+            label_id=query.get("label"),
+            confidence_below=query.get("confidence_below"),
+            disagreement=query["disagreement"],
+            suggestion=None if "suggestion" not in query else query["suggestion"] == "yes",
+            annotator=query["annotator"],
+        )
         items = selectors.items_list(
-            project=project, query=query["q"], state=query["state"], gold=query["gold"], ordering=query["ordering"]
+            project=project,
+            query=query["q"],
+            state=query["state"],
+            gold=query["gold"],
+            answers=answers,
+            ordering=query["ordering"],
         ).prefetch_related("gold_labels")
-        context = {"project": project, "labels": LabelIndex.for_project(project)}
-        return paginated(request, self, items, ItemOutput, context=context)
+        return paginated(request, self, items, ItemOutput, context={"project": project, "labels": labels})
 
 
 class ItemDetailApi(APIView):

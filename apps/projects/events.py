@@ -43,6 +43,16 @@ home_shown = Signal()
 # The item page. kwargs: project, item. Returns a dict of template context.
 item_shown = Signal()
 
+# items_list, when the items page or API filters on answers. kwargs: project, filters (a
+# selectors.AnswerFilters). Returns a Q on Item that keeps the items matching the filters
+# that app answers for (annotation: consensus label and confidence, disagreement,
+# suggestion, annotator).
+items_filtering = Signal()
+
+# The items page, for the items of one page. kwargs: project, items, labels (a LabelIndex).
+# Returns {item id: dict of template context for that item's row}.
+items_listed = Signal()
+
 # The members page (managers). kwargs: project. Returns a dict of template context: what
 # that app knows of each member, by user id (annotation: the qualification test's results),
 # and notices for the manager.

@@ -1,10 +1,12 @@
 """HTML forms. They only shape and type-check input; services apply the rules."""
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from django import forms
 
-from .models import ConsolidationMethod, ImportFormat, Project, Role, method_name
+from .models import ConsolidationMethod, ImportFormat, ItemState, Label, Project, Role, method_name
+from .selectors import AnswerFilters
 from .services import PROJECT_EDITABLE_FIELDS
 
 # Learning settings live on the learning page (apps/learning/views.py).
@@ -163,3 +165,54 @@ class ImportForm(forms.Form):
     id_field = forms.CharField(initial="id", label="External id column")
     gold_field = forms.CharField(initial="gold", label="Gold label column")
     conll_tags_are_gold = forms.BooleanField(required=False, initial=True, label="CoNLL tags are gold answers")
+
+
+class ItemFilterForm(forms.Form):
+    """The items list's filters. A value that does not check out is left out and said, so
+    a hand-edited address still shows a list."""
+
+    q = forms.CharField(required=False, strip=True)
+    state = forms.ChoiceField(choices=[("", "Any state"), *ItemState.choices], required=False)
+    gold = forms.ChoiceField(
+        choices=[("", "Gold and not gold"), ("yes", "Gold only"), ("no", "Not gold")], required=False
+    )
+    label = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="Consensus label")
+    confidence_below = forms.FloatField(min_value=0.0, max_value=1.0, required=False)
+    disagreement = forms.ChoiceField(choices=[("", "Agreeing or not"), ("yes", "Answers differ")], required=False)
+    suggestion = forms.ChoiceField(
+        choices=[("", "With or without a suggestion"), ("yes", "With a suggestion"), ("no", "Without")],
+        required=False,
+    )
+    annotator = forms.ChoiceField(required=False)
+    # Offered in the confidence menu; any other value in the address works too.
+    CONFIDENCE_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+    def __init__(self, data: Any, *, labels: Iterable[Label], annotators: Iterable[str]) -> None:
+        super().__init__(data)
+        label_field = cast(forms.TypedChoiceField, self.fields["label"])
+        label_field.choices = [("", "Any consensus label"), *((label.pk, label.name) for label in labels)]
+        annotator_field = cast(forms.ChoiceField, self.fields["annotator"])
+        annotator_field.choices = [("", "Anyone"), *((name, name) for name in annotators)]
+
+    def clean_q(self) -> str:
+        return str(self.cleaned_data["q"])[:200]
+
+    def chosen(self) -> dict[str, Any]:
+        """The filters that checked out and are set."""
+        self.is_valid()
+        values = getattr(self, "cleaned_data", {})
+        return {name: values[name] for name in self.fields if values.get(name) not in (None, "")}
+
+    def answer_filters(self) -> AnswerFilters:
+        chosen = self.chosen()
+        return AnswerFilters(
+            label_id=chosen.get("label"),
+            confidence_below=chosen.get("confidence_below"),
+            disagreement=chosen.get("disagreement") == "yes",
+            suggestion=None if "suggestion" not in chosen else chosen["suggestion"] == "yes",
+            annotator=chosen.get("annotator", ""),
+        )
+
+    def query(self) -> dict[str, str]:
+        """The chosen filters as an address's query, for the pagination links."""
+        return {name: str(value) for name, value in self.chosen().items()}

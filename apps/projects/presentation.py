@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from .answers import Answer, LabelIndex
-from .models import ItemState, JoinLink, Project
+from .models import Item, ItemState, JoinLink, Project
 from .selectors import LinkState, join_link_state
 
 STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
@@ -95,3 +95,12 @@ def join_link_rows(links: Iterable[JoinLink], join_url: Callable[[JoinLink], str
         state = join_link_state(link, now)
         rows.append(JoinLinkRow(link, url, study_url, state, STATE_TEXT[state]))
     return rows
+
+
+def item_rows(items: list[Item], answers: list[dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of the items list: each item with what the apps above said of it
+    (``events.items_listed``; annotation: its consensus)."""
+    return [
+        {"item": item, **{key: value for each in answers for key, value in each.get(item.pk, {}).items()}}
+        for item in items
+    ]

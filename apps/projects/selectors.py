@@ -1,6 +1,7 @@
 """Reads for projects and items, and the one permission gate every view goes through."""
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -14,6 +15,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from . import events
 from .answers import Answer, LabelPart
 from .jobs import JobState
 from .models import ImportJob, Item, ItemState, JoinLink, Label, Membership, Project, Role
@@ -122,6 +124,12 @@ def project_members(*, project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("role", "user__username")
 
 
+def project_annotator_names(*, project: Project) -> list[str]:
+    """Usernames of the members who may answer (managers and annotators), for filters."""
+    members = Membership.objects.filter(project=project, role__in=ANNOTATE).order_by("user__username")
+    return list(members.values_list("user__username", flat=True))
+
+
 def account_find(*, identifier: str, by: User | None) -> User | None:
     """The active account with this username or e-mail (either case) that ``by`` may add to a
     project: anyone for a site admin or a trusted caller (``by`` None: a command), otherwise
@@ -207,6 +215,21 @@ def membership_of_worker(*, project: Project, worker_id: str) -> Membership | No
 ITEM_ORDERINGS = ("id", "-id")
 
 
+@dataclass(frozen=True)
+class AnswerFilters:
+    """Filters of the items list on what people answered. Projects keeps no answers: the
+    apps above turn these into conditions on items (``events.items_filtering``)."""
+
+    label_id: int | None = None  # the consensus (or the reviewer's final answer) has this label
+    confidence_below: float | None = None  # the consensus is less sure than this
+    disagreement: bool = False  # the item's answers are not all the same
+    suggestion: bool | None = None  # it has a suggestion (True) or none (False)
+    annotator: str = ""  # this username answered it
+
+    def __bool__(self) -> bool:
+        return self != AnswerFilters()
+
+
 def items_list(
     *,
     project: Project,
@@ -214,13 +237,18 @@ def items_list(
     state: str = "",
     gold: str = "",
     label_id: int | None = None,
+    answers: AnswerFilters | None = None,
     ordering: str = "id",
 ) -> QuerySet[Item]:
     """Items of a project, filtered. Ordered by id so pages are stable; every filter is
-    backed by an index on (project, filter, id)."""
+    backed by an index on (project, filter, id). Filters on ``answers`` come from the apps
+    that keep them, as conditions on items (each a subquery on an indexed column)."""
     if ordering not in ITEM_ORDERINGS:
         raise ValueError(f"Items cannot be ordered by {ordering!r}.")
     items = Item.objects.filter(project=project)
+    if answers:
+        for condition in events.responses(events.items_filtering, project=project, filters=answers):
+            items = items.filter(condition)
     if state in ItemState.values:
         items = items.filter(state=state)
     if gold in ("yes", "no"):
