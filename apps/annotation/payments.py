@@ -28,15 +28,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet
+from django.db.models import JSONField, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from apps.projects.answers import Answer
 from apps.projects.models import Membership, Project
 
 from .models import Annotation, ItemConsensus
 from .quality import gold_accuracy, gold_scores
-from .selectors import answers_of
 
 
 @dataclass(frozen=True)
@@ -88,22 +87,39 @@ def period_bounds(start: date | None, end: date | None) -> Q:
     return bounds
 
 
+Part = tuple[int | None, int | None, int]  # (start, end, label id): a LabelPart as a plain tuple
+
+
 def _paid_counts(project: Project, paid: QuerySet[Annotation]) -> dict[int, _Counts]:
-    """Per annotator: paid answers, those equal to their item's consensus, those waiting for one."""
-    given = answers_of(paid)
-    consensus = dict(
-        ItemConsensus.objects.filter(project=project, item_id__in=paid.values("item_id")).values_list(
-            "item_id", "parts"
-        )
+    """Per annotator: paid answers, those equal to their item's consensus, those waiting for one.
+
+    One pass over the answers' parts (a row per part, or one empty row for an answer with
+    none). Answers compare as sets of (start, end, label id): an ``Answer`` is a sorted
+    tuple of distinct parts, so equal sets are equal answers. Plain tuples and the stored
+    JSON keep 300k answers to seconds (an Answer each took three times as long)."""
+    stored = ItemConsensus.objects.filter(project=project, item_id__in=paid.values("item_id")).annotate(
+        raw=Cast("parts", JSONField())
     )
+    consensus = {
+        item_id: frozenset((part.get("start"), part.get("end"), part["label_id"]) for part in raw)
+        for item_id, raw in stored.values_list("item_id", "raw")
+    }
+    rows = paid.order_by("pk").values_list(
+        "pk", "annotator_id", "item_id", "labels__start", "labels__end", "labels__label_id"
+    )
+    answers: dict[int, tuple[int, int, set[Part]]] = {}
+    for pk, annotator_id, item_id, start, end, label_id in rows.iterator(chunk_size=20_000):
+        parts = answers.setdefault(pk, (annotator_id, item_id, set()))[2]
+        if label_id is not None:
+            parts.add((start, end, label_id))
     counts: dict[int, _Counts] = defaultdict(_Counts)
-    for pk, annotator_id, item_id in paid.values_list("pk", "annotator_id", "item_id").iterator(chunk_size=20_000):
+    for annotator_id, item_id, parts in answers.values():
         tally = counts[annotator_id]
         tally.answers += 1
         final = consensus.get(item_id)
         if final is None:
             tally.pending += 1
-        elif given.get(pk, Answer()) == final:
+        elif parts == final:
             tally.accepted += 1
     return counts
 

@@ -239,3 +239,32 @@ def test_the_csv_follows_the_period(cast, worked):
     )
 
     assert response.status_code == 200 and response.content.decode().strip().count("\n") == 0  # the header only
+
+
+def test_a_multi_label_answer_is_accepted_when_it_has_exactly_the_consensus_labels(multi_cast):
+    project = multi_cast.project
+    politics, economy = multi_cast.labels["Politics"], multi_cast.labels["Economy"]
+    item = ItemFactory(project=project)
+    for user, labels in ((multi_cast.annotator, [economy, politics]), (multi_cast.other_annotator, [politics])):
+        annotation = Annotation.objects.create(project=project, item=item, annotator=user, submission_id=uuid.uuid4())
+        for label in labels:
+            annotation.labels.create(label=label)
+    ItemConsensus.objects.create(
+        project=project, item=item, parts=[{"label_id": politics.pk}, {"label_id": economy.pk}], method="mace"
+    )
+
+    rows = by_name(pay_rows(project=project))
+
+    assert (rows["annotator"].accepted, rows["other_annotator"].accepted) == (1, 0)
+    assert rows["other_annotator"].answers == 1 and rows["other_annotator"].pending == 0
+
+
+def test_an_empty_span_answer_counts_and_is_accepted_when_the_consensus_is_empty(spans_cast):
+    project = spans_cast.project
+    item = ItemFactory(project=project, text="Nothing to see.")
+    Annotation.objects.create(project=project, item=item, annotator=spans_cast.annotator, submission_id=uuid.uuid4())
+    ItemConsensus.objects.create(project=project, item=item, parts=[], method="weighted vote")
+
+    row = by_name(pay_rows(project=project))["annotator"]
+
+    assert (row.answers, row.accepted, row.pending) == (1, 1, 0)
