@@ -398,7 +398,15 @@ class Membership(models.Model):
 
     class Meta:
         ordering = ["role", "user__username"]
-        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user"),
+            # One account per crowd worker in a project, even when two links are opened at once.
+            models.UniqueConstraint(
+                fields=["project", "external_worker_id"],
+                condition=~models.Q(external_worker_id=""),
+                name="one_account_per_worker_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role}) in {self.project}"

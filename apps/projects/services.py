@@ -505,10 +505,19 @@ def worker_account_for_link(*, link: JoinLink, worker_id: str) -> Joined:
         if account.has_usable_password() or account.is_staff or account.is_superuser or not account.is_active:
             raise Conflict("This worker's account signs in with a password: log in with it instead.")
         return Joined(existing, created=False)
-    user = User(username=_worker_username(link, worker_id))
-    user.set_unusable_password()
-    user.save()
-    return _join(link, user, worker_id=worker_id)
+    try:
+        with transaction.atomic():
+            user = User(username=_worker_username(link, worker_id))
+            user.set_unusable_password()
+            user.save()
+            return _join(link, user, worker_id=worker_id)
+    except IntegrityError:
+        # The same worker arrived through another link of the project at the same instant:
+        # the database kept one account (one_account_per_worker_id); this visit uses it.
+        existing = selectors.membership_of_worker(project=link.project, worker_id=worker_id)
+        if existing is None:
+            raise
+        return Joined(existing, created=False)
 
 
 @dataclass

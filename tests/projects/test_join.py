@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.projects import services
@@ -322,3 +323,13 @@ def test_an_invitation_revoked_before_it_was_sent_is_not_sent(cast):
     services.invitation_send(link_id=link.pk, inviter_id=cast.manager.pk, address="x@example.org", url=url_of(link))
 
     assert mail.outbox == []
+
+
+def test_one_worker_id_has_one_account_in_a_project_even_through_two_links(cast):
+    link = link_for(cast, worker_id_param="PROLIFIC_PID")
+    joined = services.worker_account_for_link(link=link, worker_id="abc123")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Membership.objects.create(
+            project=cast.project, user=cast.outsider, role="annotator", external_worker_id="abc123"
+        )
+    assert Membership.objects.get(project=cast.project, external_worker_id="abc123") == joined.membership
