@@ -141,9 +141,7 @@ class SignUpForm(forms.Form):
     """Sign-up through a join link. The service applies the username and password rules."""
 
     username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"}))
-    email = forms.EmailField(
-        required=False, label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"})
-    )
+    email = forms.EmailField(required=False, label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password1 = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
