@@ -543,7 +543,7 @@ def _has_label(project: Project, label_id: int) -> Q:
     if connection.vendor == "postgresql":
         return Q(parts__contains=[{"label_id": label_id}])
     table = ItemConsensus._meta.db_table
-    with_label = RawSQL(
+    with_label = RawSQL(  # nosec B611 # a fixed query on the model's own table; both values are bound parameters
         f"SELECT c.id FROM {table} c, json_each(c.parts) part "  # nosec B608 # the model's own table; values are bound
         "WHERE c.project_id = %s AND json_extract(part.value, '$.label_id') = %s",
         [project.pk, label_id],

@@ -40,7 +40,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "quality_min_gold": "Gold answers before the threshold applies",
             "max_items_per_annotator": "Most answers per person",
             "qualification_size": "Qualification test items",
-            "qualification_pass_mark": "Pass mark",
+            "qualification_pass_mark": "Pass mark",  # nosec B105 # a form label, not a password
             "qualification_attempts": "Attempts allowed",
             "training_items": "Training items with feedback",
             "suggestion_min_confidence": "One-key accept from confidence",
