@@ -1,13 +1,15 @@
 """HTML forms. They only shape and type-check input; services apply the rules."""
 
+import re
 from collections.abc import Iterable
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 
-from .models import ConsolidationMethod, ImportFormat, ItemState, Label, Project, Role, method_name
+from .models import LABEL_PALETTE, ConsolidationMethod, ImportFormat, ItemState, Label, Project, Role, method_name
 from .selectors import AnswerFilters
-from .services import PROJECT_EDITABLE_FIELDS
+from .services import PROJECT_EDITABLE_FIELDS, LabelRow
 
 # Learning settings live on the learning page (apps/learning/views.py).
 LEARNING_FIELDS = (
@@ -80,19 +82,125 @@ class ProjectCreateForm(ProjectSettingsForm):
         return names
 
 
-class LabelForm(forms.Form):
-    """A label as typed in the ontology editor; the service checks it against the project."""
+class LabelRowForm(forms.Form):
+    """One row of the ontology editor: a label as typed. The service checks the rows
+    against each other and the project (names and keys once each, labels in use)."""
 
-    name = forms.CharField(max_length=100)
-    color = forms.CharField(max_length=7, initial="#2563eb", widget=forms.TextInput(attrs={"type": "color"}))
+    id = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    name = forms.CharField(
+        max_length=100, required=False, widget=forms.TextInput(attrs={"placeholder": "New label", "maxlength": 100})
+    )
+    color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
     key = forms.CharField(
         max_length=1,
         required=False,
-        label="Key",
         widget=forms.TextInput(attrs={"maxlength": 1, "size": 2, "autocomplete": "off", "class": "key-input"}),
     )
     description = forms.CharField(
         required=False, widget=forms.TextInput(attrs={"placeholder": "When to use this label"})
+    )
+    position = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000, widget=forms.NumberInput(attrs={"class": "position-input"})
+    )
+    delete = forms.BooleanField(required=False)
+
+    def has_changed(self) -> bool:
+        # The new-label row with only its colour or position touched is still empty.
+        return bool(set(self.changed_data) & {"name", "key", "description"})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("delete") and not str(data.get("name", "")).strip():
+            self.add_error("name", "Give the label a name (or leave the whole row empty).")
+        return data
+
+    def row(self) -> LabelRow:
+        data = self.cleaned_data
+        return LabelRow(
+            label_id=data.get("id"),
+            name=data["name"],
+            color=data["color"],
+            key=data.get("key", ""),
+            description=data.get("description", ""),
+            delete=bool(data.get("delete")),
+        )
+
+
+class LabelFormSet(forms.BaseFormSet):
+    """Every label of the project in one form, and an empty row for a new one. Rows come
+    back in the order their positions give (the page's arrows renumber them)."""
+
+    def taken(self) -> list[tuple[int, LabelRowForm]]:
+        """The rows to save with their index on the page: every existing label, and new
+        rows with something typed in them."""
+        taken = [(i, form) for i, form in enumerate(self.forms) if form.has_changed() or i < self.initial_form_count()]
+        return sorted(taken, key=lambda pair: (pair[1].cleaned_data.get("position") or 10_001 + pair[0], pair[0]))
+
+    def rows(self) -> tuple[list[int], list[LabelRow]]:
+        """The rows in their new order, and each one's index on the page (for errors)."""
+        taken = self.taken()
+        return [i for i, _ in taken], [form.row() for _, form in taken]
+
+    def refuse(self, problems: dict[int, dict[str, list[str]]], indexes: list[int]) -> None:
+        """Show a service's refusal under the rows (and fields) it names."""
+        for position, fields in problems.items():
+            form = self.forms[indexes[position]]
+            for field, messages in fields.items():
+                form.add_error(field if field in form.fields else None, messages)
+
+    def preview_labels(self) -> list[Label]:
+        """The labels as typed, unsaved, for the live preview: in position order, without
+        deleted rows or empty new ones; a colour that does not parse shows grey."""
+        shown = []
+        for index, form in enumerate(self.forms):
+            values = {
+                name: form.data.get(form.add_prefix(name), "")
+                for name in ("name", "color", "key", "description", "position", "delete")
+            }
+            if values["delete"] or not str(values["name"]).strip():
+                continue
+            color = str(values["color"]).lower()
+            label = Label(
+                pk=-(index + 1),
+                name=str(values["name"]).strip()[:100],
+                color=color if re.fullmatch(r"#[0-9a-f]{6}", color) else "#94a3b8",
+                key=str(values["key"]).strip().lower()[:1],
+                description=str(values["description"]),
+            )
+            try:
+                position = int(values["position"])
+            except (TypeError, ValueError):
+                position = 10_001 + index
+            shown.append((position, index, label))
+        return [label for _, _, label in sorted(shown, key=lambda each: (each[0], each[1]))]
+
+
+def label_formset(*, labels: list[Label], data: Any = None) -> LabelFormSet:
+    """The ontology editor's rows: the project's labels, and one empty row whose colour is
+    the palette's next."""
+    formset_class = forms.formset_factory(
+        LabelRowForm, formset=LabelFormSet, extra=1, max_num=settings.QUORUM_LABELS_MAX, validate_max=True
+    )
+    initial = [
+        {"id": label.pk, "name": label.name, "color": label.color, "key": label.key,
+         "description": label.description, "position": position}
+        for position, label in enumerate(labels, start=1)
+    ]  # fmt: skip
+    # A posted form is read as posted: rows are the labels the page showed (their ids ride
+    # along), however many labels the project has by now.
+    formset = formset_class(data, initial=initial if data is None else None, prefix="labels")
+    if data is None:
+        for form in formset.forms[len(initial) :]:
+            form.fields["color"].initial = LABEL_PALETTE[len(labels) % len(LABEL_PALETTE)]
+            form.fields["position"].initial = len(labels) + 1
+    return cast(LabelFormSet, formset)
+
+
+class InstructionsForm(forms.Form):
+    instructions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),
+        help_text="Markdown, shown to annotators above each item.",
     )
 
 

@@ -1,6 +1,7 @@
 """Projects' data shaped for templates and charts: answers ready to show, the items-by-state
 chart. Views of every app use these, so no view imports another view."""
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -8,7 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from .answers import Answer, LabelIndex
-from .models import Item, ItemState, JoinLink, Project
+from .models import Item, ItemState, JoinLink, Label, Project
+from .rendering import markdown_to_html
 from .selectors import LinkState, join_link_state
 
 STATE_COLOURS = {ItemState.OPEN: "#38bdf8", ItemState.IN_PROGRESS: "#f59e0b", ItemState.COMPLETE: "#22c55e"}
@@ -104,3 +106,24 @@ def item_rows(items: list[Item], answers: list[dict[int, dict[str, Any]]]) -> li
         {"item": item, **{key: value for each in answers for key, value in each.get(item.pk, {}).items()}}
         for item in items
     ]
+
+
+SAMPLE_TEXT = "Your items' texts will show here, each with the labels below it."
+
+
+def label_preview(*, project: Project, labels: list[Label], instructions: str, sample: str) -> dict[str, Any]:
+    """The annotator's workspace as the labels page shows it: the instructions, an item,
+    the labels with their keys and descriptions; and which keys collide, as typed."""
+    keys = Counter(label.key for label in labels if label.key)
+    names: dict[str, list[str]] = {}
+    for label in labels:
+        names.setdefault(label.name.casefold(), []).append(label.name)
+    return {
+        "project": project,
+        "preview_labels": labels,
+        "instructions_html": markdown_to_html(instructions),
+        "sample_text": sample or SAMPLE_TEXT,
+        "clashing_keys": sorted(key for key, n in keys.items() if n > 1),
+        "clashing_names": [spellings for spellings in names.values() if len(spellings) > 1],
+        "without_key": [label for label in labels if not label.key],
+    }

@@ -106,6 +106,12 @@ def project_labels(*, project: Project) -> list[Label]:
     return list(project.labels.all())
 
 
+def item_sample(*, project: Project) -> str:
+    """A text of the project to show labels beside (the first item that is not gold)."""
+    text = Item.objects.filter(project=project, is_gold=False).order_by("id").values_list("text", flat=True).first()
+    return text or ""
+
+
 def label_get(*, project: Project, label_id: Any) -> Label:
     try:
         return Label.objects.get(project=project, pk=int(label_id))

@@ -3,7 +3,9 @@ lives here; views and API views only translate requests into these calls."""
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -222,21 +224,154 @@ def label_usage(*, label: Label) -> dict[str, int]:
 def label_delete(*, label: Label) -> None:
     """Delete an unused label. A used one is refused: deleting it would change or empty
     the answers that chose it."""
-    usage = label_usage(label=label)
-    if any(usage.values()):
-        uses = []
-        if usage["annotations"]:
-            uses.append(f"{usage['annotations']} annotation{'s' if usage['annotations'] != 1 else ''}")
-        if usage["gold"]:
-            uses.append(f"{usage['gold']} gold item{'s' if usage['gold'] != 1 else ''}")
-        for noun, count in usage.items():
-            if count and noun not in ("annotations", "gold"):
-                uses.append(f"{count} {noun[:-1] if count == 1 and noun.endswith('s') else noun}")
-        raise ValidationError(
-            f"The label “{label.name}” is used by {' and '.join(uses)}, so it cannot be deleted. "
-            "Rename it instead, or keep it."
-        )
+    if any(label_usage(label=label).values()):
+        raise ValidationError(_in_use_message(label))
     label.delete()
+
+
+def _in_use_message(label: Label) -> str:
+    """Why a used label cannot be deleted: what uses it, and how many."""
+    usage = label_usage(label=label)
+    uses = []
+    if usage["annotations"]:
+        uses.append(f"{usage['annotations']} annotation{'s' if usage['annotations'] != 1 else ''}")
+    if usage["gold"]:
+        uses.append(f"{usage['gold']} gold item{'s' if usage['gold'] != 1 else ''}")
+    for noun, count in usage.items():
+        if count and noun not in ("annotations", "gold"):
+            uses.append(f"{count} {noun[:-1] if count == 1 and noun.endswith('s') else noun}")
+    return (
+        f"The label “{label.name}” is used by {' and '.join(uses)}, so it cannot be deleted. "
+        "Rename it instead, or keep it."
+    )
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One row of the ontology editor: an existing label (``label_id``) or a new one. A new
+    label with an empty key gets the next free key; an existing one with an empty key has none."""
+
+    label_id: int | None
+    name: str
+    color: str
+    key: str = ""
+    description: str = ""
+    delete: bool = False
+
+
+class LabelRowsRefused(ValidationError):
+    """Rows of the ontology editor that cannot be saved, so nothing was. ``rows`` maps a
+    row's position in the list given to its problems, by field ("__all__": the row)."""
+
+    def __init__(self, rows: dict[int, dict[str, list[str]]]) -> None:
+        self.rows = rows
+        problems = [f"Row {i + 1}: {m}" for i, fields in sorted(rows.items()) for ms in fields.values() for m in ms]
+        super().__init__(problems)
+
+
+def _row_label(project: Project, row: LabelRow, existing: dict[int, Label]) -> Label:
+    """The label as the row would leave it (unsaved), to check."""
+    base = existing.get(row.label_id) if row.label_id is not None else None
+    label = Label(pk=base.pk if base else None, project=project, order=base.order if base else 0)
+    label.name, label.color = row.name.strip(), row.color.strip().lower()
+    label.key, label.description = row.key.strip().lower(), row.description
+    return label
+
+
+def _rows_check(
+    project: Project, rows: Sequence[LabelRow], existing: dict[int, Label]
+) -> dict[int, dict[str, list[str]]]:
+    """Every row alone (the model's validators), then all together: names and keys once
+    each among the labels kept (and those added since the page was opened), no deleted
+    label in use, no more labels than the site allows."""
+    errors: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    seen_ids: set[int] = set()
+    for i, row in enumerate(rows):
+        if row.label_id is not None and (row.label_id not in existing or row.label_id in seen_ids):
+            errors[i]["__all__"].append("This label is no longer in the project (deleted meanwhile?); reload the page.")
+            continue
+        if row.label_id is not None:
+            seen_ids.add(row.label_id)
+        if row.delete:
+            if row.label_id is not None and any(label_usage(label=existing[row.label_id]).values()):
+                errors[i]["__all__"].append(_in_use_message(existing[row.label_id]))
+            continue
+        try:
+            _row_label(project, row, existing).full_clean(
+                exclude=["project", "order"], validate_unique=False, validate_constraints=False
+            )
+        except ValidationError as problem:
+            for field, messages in problem.message_dict.items():
+                errors[i][field].extend(messages)
+    kept = [(i, _row_label(project, row, existing)) for i, row in enumerate(rows) if not row.delete]
+    others = [label for pk, label in existing.items() if pk not in seen_ids]
+    for field, fold in (("name", str.casefold), ("key", str.lower)):
+        taken = {fold(getattr(label, field)) for label in others if getattr(label, field)}
+        owners: dict[str, list[int]] = defaultdict(list)
+        for i, label in kept:
+            if getattr(label, field):
+                owners[fold(getattr(label, field))].append(i)
+        for value, positions in owners.items():
+            if len(positions) > 1 or value in taken:
+                for i in positions:
+                    errors[i][field].append(f"Another label already has the {field} “{value}”.")
+    if len(kept) + len(others) > settings.QUORUM_LABELS_MAX:
+        errors[len(rows) - 1]["__all__"].append(f"A project can have at most {settings.QUORUM_LABELS_MAX} labels.")
+    return {i: dict(fields) for i, fields in errors.items() if fields}
+
+
+@transaction.atomic
+def labels_save(*, project: Project, rows: Sequence[LabelRow], instructions: str | None = None) -> list[Label]:
+    """Save the ontology editor in one go: names, colours, keys, descriptions, the order
+    of the rows, new labels and deletions, and the instructions beside them. Every row is
+    checked first, alone and against the others; when one is wrong nothing is saved and
+    LabelRowsRefused says which rows and why.
+
+    1. The project's labels are locked, so a concurrent save waits for this one.
+    2. Deleted labels go first, so a kept label may take a deleted one's name or key.
+    3. Labels whose name or key changes step aside (a placeholder name, no key) before any
+       takes its new one: two labels may swap names or keys in one save.
+    4. Each kept label then takes its values and position through ``label_update`` (a
+       rename still tells the apps above), new labels are created in place, and labels
+       added since the page was opened keep their order after the rest."""
+    existing = {label.pk: label for label in Label.objects.select_for_update().filter(project=project)}
+    problems = _rows_check(project, rows, existing)
+    if problems:
+        raise LabelRowsRefused(problems)
+    for row in rows:
+        if row.delete and row.label_id is not None:
+            label_delete(label=existing.pop(row.label_id))
+    kept = [row for row in rows if not row.delete]
+    # Step aside: a placeholder name for labels being renamed, no key for those rekeyed.
+    for row in kept:
+        label = existing.get(row.label_id) if row.label_id is not None else None
+        if label is not None and label.name != row.name.strip():
+            Label.objects.filter(pk=label.pk).update(name=f"…{uuid.uuid4().hex}")
+        if label is not None and label.key != row.key.strip().lower():
+            Label.objects.filter(pk=label.pk).update(key="")
+    saved = []
+    for order, row in enumerate(kept):
+        values = {"name": row.name, "color": row.color, "description": row.description, "order": order}
+        if row.label_id is not None:
+            saved.append(label_update(label=existing[row.label_id], data={**values, "key": row.key}))
+        else:
+            saved.append(
+                label_create(
+                    project=project,
+                    name=row.name,
+                    color=row.color,
+                    key=row.key or None,
+                    description=row.description,
+                    order=order,
+                )
+            )
+    placed = {label.pk for label in saved}
+    later = [label for label in existing.values() if label.pk not in placed]
+    for order, label in enumerate(later, start=len(saved)):
+        label_update(label=label, data={"order": order})
+    if instructions is not None and instructions != project.instructions:
+        project_update(project=project, data={"instructions": instructions})
+    return [*saved, *later]
 
 
 @transaction.atomic

@@ -29,14 +29,13 @@ from .forms import (
     ImportForm,
     InviteForm,
     JoinLinkForm,
-    LabelForm,
     MemberAddForm,
     MemberRoleForm,
     ProjectCreateForm,
     ProjectSettingsForm,
     SignUpForm,
 )
-from .models import LABEL_PALETTE, ItemState, JoinLink, Project, Role
+from .models import ItemState, JoinLink, Project, Role
 from .rendering import markdown_to_html
 from .selectors import ANNOTATE, ANY_MEMBER, MANAGE, REVIEW
 
@@ -134,15 +133,30 @@ def project_delete(request: AuthenticatedRequest, project_id: int) -> HttpRespon
 
 
 def _labels_page(
-    request: AuthenticatedRequest, project: Project, form: LabelForm | None = None, errors: list[str] | None = None
+    request: AuthenticatedRequest,
+    project: Project,
+    formset: forms.LabelFormSet | None = None,
+    notes: forms.InstructionsForm | None = None,
 ) -> HttpResponse:
+    """The ontology editor: every label in one form with one save, beside a preview of the
+    workspace (from what was typed, when a save was refused)."""
     labels = selectors.project_labels(project=project)
+    can_edit = project.user_role == Role.MANAGER
+    if can_edit and formset is None:
+        formset = forms.label_formset(labels=labels)
+    if can_edit and notes is None:
+        notes = forms.InstructionsForm(initial={"instructions": project.instructions})
+    shown = formset.preview_labels() if formset is not None and formset.is_bound else labels
+    instructions = notes.data.get("instructions", "") if notes is not None and notes.is_bound else project.instructions
     context = {
         "project": project,
         "labels": labels,
-        "form": form or LabelForm(initial={"color": LABEL_PALETTE[len(labels) % len(LABEL_PALETTE)]}),
-        "errors": errors or [],
-        "can_edit": project.user_role == Role.MANAGER,
+        "formset": formset,
+        "notes": notes,
+        "can_edit": can_edit,
+        **presentation.label_preview(
+            project=project, labels=shown, instructions=instructions, sample=selectors.item_sample(project=project)
+        ),
     }
     return render_page(request, "projects/labels.html", context, partial="ontology")
 
@@ -150,84 +164,41 @@ def _labels_page(
 @login_required
 @require_http_methods(["GET", "POST"])
 def labels(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
-    """The ontology editor. GET: everyone in the project sees the labels; POST (manager): add one."""
+    """The ontology editor. GET: everyone in the project sees the labels; POST (manager):
+    save every row and the instructions at once, or nothing and say which rows are wrong."""
     roles = MANAGE if request.method == "POST" else ANY_MEMBER
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=roles)
     if request.method == "GET":
         return _labels_page(request, project)
-    form = LabelForm(request.POST)
-    if form.is_valid():
-        # An empty key on the add form asks for the next free key.
-        data = {**form.cleaned_data, "key": form.cleaned_data["key"] or None}
+    formset = forms.label_formset(labels=selectors.project_labels(project=project), data=request.POST)
+    notes = forms.InstructionsForm(request.POST)
+    if formset.is_valid() and notes.is_valid():
+        indexes, rows = formset.rows()
         try:
-            label = services.label_create(project=project, **data)
-        except ValidationError as error:
-            form_add_service_error(form, error)
+            services.labels_save(project=project, rows=rows, instructions=notes.cleaned_data["instructions"])
+        except services.LabelRowsRefused as refused:
+            formset.refuse(refused.rows, indexes)
         else:
-            messages.success(request, f"Label “{label.name}” added.")
+            messages.success(request, "Labels saved.")
             if not request.htmx:
                 return redirect("projects:labels", project_id=project.pk)
             return _labels_page(request, project)
-    return _labels_page(request, project, form=form)
+    return _labels_page(request, project, formset=formset, notes=notes)
 
 
 @login_required
 @require_POST
-def label_update(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
+def labels_preview(request: AuthenticatedRequest, project_id: int) -> HttpResponse:
+    """The workspace preview from the editor's unsaved rows and instructions (nothing is saved)."""
     project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    label = selectors.label_get(project=project, label_id=label_id)
-    form = LabelForm(request.POST)
-    errors: list[str] = []
-    if form.is_valid():
-        try:
-            services.label_update(label=label, data=form.cleaned_data)
-        except ValidationError as error:
-            errors = [f"{label.name}: {message}" for message in error.messages]
-        else:
-            messages.success(request, f"Label “{label.name}” saved.")
-    else:
-        errors = [f"{label.name}: {field} – {' '.join(str(m) for m in e)}" for field, e in form.errors.items()]
-    if not request.htmx:
-        for error_text in errors:
-            messages.error(request, error_text)
-        return redirect("projects:labels", project_id=project.pk)
-    return _labels_page(request, project, errors=errors)
-
-
-@login_required
-@require_POST
-def label_delete(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    label = selectors.label_get(project=project, label_id=label_id)
-    errors: list[str] = []
-    try:
-        services.label_delete(label=label)
-    except ValidationError as error:
-        errors = error.messages
-    else:
-        messages.success(request, f"Label “{label.name}” deleted.")
-    if not request.htmx:
-        for error_text in errors:
-            messages.error(request, error_text)
-        return redirect("projects:labels", project_id=project.pk)
-    return _labels_page(request, project, errors=errors)
-
-
-@login_required
-@require_POST
-def label_move(request: AuthenticatedRequest, project_id: int, label_id: int) -> HttpResponse:
-    """Move a label one place up or down in the ontology."""
-    project = selectors.project_get_for_user(user=request.user, project_id=project_id, roles=MANAGE)
-    label = selectors.label_get(project=project, label_id=label_id)
-    ids = [each.pk for each in selectors.project_labels(project=project)]
-    position = ids.index(label.pk)
-    target = position - 1 if request.POST.get("direction") == "up" else position + 1
-    if 0 <= target < len(ids):
-        ids[position], ids[target] = ids[target], ids[position]
-        services.labels_reorder(project=project, label_ids=ids)
-    if not request.htmx:
-        return redirect("projects:labels", project_id=project.pk)
-    return _labels_page(request, project)
+    formset = forms.label_formset(labels=selectors.project_labels(project=project), data=request.POST)
+    context = presentation.label_preview(
+        project=project,
+        labels=formset.preview_labels(),
+        instructions=request.POST.get("instructions", ""),
+        sample=selectors.item_sample(project=project),
+    )
+    return render(request, "projects/partials/label_preview.html", context)
 
 
 def _members_page(

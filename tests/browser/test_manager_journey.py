@@ -54,9 +54,9 @@ def test_manager_creates_imports_browses_and_exports(page, live_server, tmp_path
 
     page.click("nav >> text=Labels")
     row = page.locator(f"#label-{Label.objects.get(project=project, name='Praise').pk}")
-    row.locator("input[name=name]").fill("Thanks")
-    row.locator("button:has-text('Save')").click()
-    page.wait_for_selector("text=Label “Thanks” saved.")
+    row.locator("input[name$='-name']").fill("Thanks")
+    page.click("button:has-text('Save labels')")
+    page.wait_for_selector("text=Labels saved.")
     assert Label.objects.filter(project=project, name="Thanks").exists()
 
     page.click("nav >> text=Export")

@@ -29,9 +29,7 @@ MATRIX = [
     ("projects:delete", "post", {M}),
     ("projects:labels", "get", EVERYONE),
     ("projects:labels", "post", {M}),
-    ("projects:label_update", "post", {M}),
-    ("projects:label_delete", "post", {M}),
-    ("projects:label_move", "post", {M}),
+    ("projects:labels_preview", "post", {M}),
     ("projects:members", "get", {M}),
     ("projects:members", "post", {M}),
     ("projects:member_update", "post", {M}),
@@ -290,7 +288,6 @@ def test_anonymous_visitors_are_sent_to_log_in(world, name, method, allowed):
     [
         ("projects:item_detail", "item_id"),
         ("api-item", "item_id"),
-        ("projects:label_update", "label_id"),
         ("api-label", "label_id"),
         ("api-member", "membership_id"),
         ("projects:import_detail", "job_id"),

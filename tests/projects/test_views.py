@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.projects.models import ImportJob, Item, Label, Membership, Project, Role
+from apps.projects.models import ImportJob, Item, Membership, Project, Role
 from tests.factories import ItemFactory, UserFactory
 from tests.helpers import client_for
 
@@ -117,48 +117,6 @@ def test_deleting_a_project_needs_its_name(cast):
 
     response = client.post(f"/projects/{cast.project.pk}/delete/", {"confirm_name": "News"})
     assert response.status_code == 302 and not Project.objects.filter(pk=cast.project.pk).exists()
-
-
-def test_label_editor_adds_a_label_with_htmx_and_returns_the_partial(cast):
-    response = client_for(cast.manager).post(
-        f"/projects/{cast.project.pk}/labels/",
-        {"name": "Health", "color": "#123456", "key": "", "description": "x"},
-        **HTMX,
-    )
-
-    assert response.status_code == 200
-    assert response.content.lstrip().startswith(b'<div id="ontology">')
-    label = Label.objects.get(project=cast.project, name="Health")
-    assert (label.key, label.color) == ("5", "#123456")
-
-
-def test_label_editor_shows_the_reason_a_key_is_refused(cast):
-    response = client_for(cast.manager).post(
-        f"/projects/{cast.project.pk}/labels/", {"name": "Health", "color": "#123456", "key": "1"}, **HTMX
-    )
-
-    assert b"already uses that key" in response.content
-    assert not Label.objects.filter(name="Health").exists()
-
-
-def test_label_editor_works_without_javascript(cast):
-    label = cast.labels["World"]
-
-    response = client_for(cast.manager).post(
-        f"/projects/{cast.project.pk}/labels/{label.pk}/",
-        {"name": "Global", "color": label.color, "key": label.key, "description": ""},
-    )
-
-    assert response.status_code == 302
-    assert Label.objects.get(pk=label.pk).name == "Global"
-
-
-def test_moving_a_label_up_reorders_the_ontology(cast):
-    client_for(cast.manager).post(
-        f"/projects/{cast.project.pk}/labels/{cast.labels['Sports'].pk}/move/", {"direction": "up"}
-    )
-
-    assert list(cast.project.labels.values_list("name", flat=True)) == ["Sports", "World", "Business", "Science"]
 
 
 def test_members_page_does_not_tell_whether_a_stranger_has_an_account(cast):
