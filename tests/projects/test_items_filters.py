@@ -119,7 +119,7 @@ def test_the_list_shows_the_consensus_its_method_and_confidence_and_the_override
     html = page(cast)
 
     rows = {item.pk: html[html.index(f">{item.pk}</a>") :].split("</tr>")[0] for item in items}
-    assert "World" in rows[items[0].pk] and "dawid_skene" in rows[items[0].pk] and "95%" in rows[items[0].pk]
+    assert "World" in rows[items[0].pk] and "(Dawid-Skene)" in rows[items[0].pk] and "95%" in rows[items[0].pk]
     assert "55%" in rows[items[1].pk]
     assert "Business" in rows[items[2].pk] and "final · reviewer" in rows[items[2].pk]
     assert "—" in rows[items[3].pk]
@@ -164,7 +164,7 @@ def test_the_item_page_shows_the_consensus_method_confidence_and_suggestion(cast
     html = client_for(cast.reviewer).get(f"/projects/{cast.project.pk}/items/{items[0].pk}/").content.decode()
     card = html[html.index('id="consensus"') :]
 
-    assert "dawid_skene" in card and "95%" in card and "World" in card
+    assert "(Dawid-Skene)" in card and "95%" in card and "World" in card
     assert "Suggestion" in card and "model v2" in card and "40%" in card
 
 
