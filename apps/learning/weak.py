@@ -597,6 +597,13 @@ def sources_collect(project: Project) -> Sources:
     )
 
 
+def truth_answers(project: Project) -> dict[int, Answer]:
+    """What functions are judged by: gold answers, then people's consensus."""
+    truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
+    truth.update(gold_answers(project=project))
+    return truth
+
+
 def _human_covered(project: Project) -> set[int]:
     """Items people's consensus (or gold) already labels: weak labels never replace those."""
     return {item_id for item_id, _, _ in consensus_for_training(project=project)} | set(
@@ -683,8 +690,7 @@ def _span_weak_labels(project: Project) -> dict[str, Any]:
     for function_id, item_id, _, spans in current_votes(project):
         for start, end, label_id in spans:
             proposals[item_id].append((start, end, label_id, function_id))
-    truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
-    truth.update(gold_answers(project=project))
+    truth = truth_answers(project)
     checked: dict[int, list[bool]] = defaultdict(list)
     for item_id, found in proposals.items():
         if item_id in truth:

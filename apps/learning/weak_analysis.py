@@ -13,11 +13,9 @@ import numpy as np
 from django.db.models import QuerySet
 from django.http import Http404
 
-from apps.annotation.selectors import consensus_for_training
-from apps.projects.answers import Answer, LabelIndex, value_render
+from apps.projects.answers import LabelIndex, value_render
 from apps.projects.jobs import JobState
 from apps.projects.models import Item, Project, TaskType
-from apps.projects.selectors import gold_answers
 
 from . import label_models, rules, weak
 from .models import (
@@ -37,13 +35,6 @@ PREVIEW_SHOWN = 25
 # A preview stops after this long (it says how many items it looked at), in batches of this many.
 PREVIEW_SECONDS = 1.5
 PREVIEW_BATCH = 100
-
-
-def _truth(project: Project) -> dict[int, Answer]:
-    """What functions are judged by: gold answers, then people's consensus."""
-    truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
-    truth.update(gold_answers(project=project))
-    return truth
 
 
 def functions_analysis(*, project: Project) -> list[dict[str, Any]]:
@@ -70,7 +61,7 @@ def functions_analysis(*, project: Project) -> list[dict[str, Any]]:
             votes[row_of[item_id], column_of[function_id]] = column_of_label[label_id]
     gold = np.full(len(item_ids), label_models.ABSTAIN, dtype=np.int64)
     if not spans_task:
-        for item_id, answer in _truth(project).items():
+        for item_id, answer in weak.truth_answers(project).items():
             if item_id in row_of and answer.label_id in column_of_label:
                 gold[row_of[item_id]] = column_of_label[answer.label_id]
     summary = label_models.lf_analysis(votes, max(len(labels), 1), gold if (gold >= 0).any() else None)
@@ -128,7 +119,7 @@ class Preview:
 
 def _sample(project: Project) -> list[tuple[int, str]]:
     """Labelled items (to measure accuracy) first, then a fixed spread of the others (coverage)."""
-    truth_ids = list(_truth(project))[:PREVIEW_LABELLED]
+    truth_ids = list(weak.truth_answers(project))[:PREVIEW_LABELLED]
     labelled = list(Item.objects.filter(project=project, pk__in=truth_ids).values_list("pk", "text"))
     others = list(
         Item.objects.filter(project=project).exclude(pk__in=truth_ids).order_by("random_key")
@@ -206,7 +197,7 @@ def function_preview(*, project: Project, data: Any, function: LabellingFunction
     other_votes = [row for row in weak.current_votes(project) if function is None or row[0] != function.pk]
     for _, item_id, label_id, _ in other_votes:
         others[item_id].add(names.get(label_id, "") if label_id else "span")
-    truth = _truth(project)
+    truth = weak.truth_answers(project)
     fired: list[dict[str, Any]] = []
     overlaps = conflicts = checked = correct = 0
     for hit in applied.fired:
