@@ -597,16 +597,22 @@ def sources_collect(project: Project) -> Sources:
     )
 
 
-def truth_answers(project: Project) -> dict[int, Answer]:
-    """What functions are judged by: gold answers, then people's consensus."""
-    truth = {item_id: answer for item_id, answer, _ in consensus_for_training(project=project)}
+Consensus = list[tuple[int, Answer, float]]  # consensus_for_training's rows
+
+
+def truth_answers(project: Project, consensus: Consensus | None = None) -> dict[int, Answer]:
+    """What functions are judged by: gold answers, then people's consensus (read here
+    unless the caller has it already)."""
+    if consensus is None:
+        consensus = consensus_for_training(project=project)
+    truth = {item_id: answer for item_id, answer, _ in consensus}
     truth.update(gold_answers(project=project))
     return truth
 
 
-def _human_covered(project: Project) -> set[int]:
+def _human_covered(project: Project, consensus: Consensus) -> set[int]:
     """Items people's consensus (or gold) already labels: weak labels never replace those."""
-    return {item_id for item_id, _, _ in consensus_for_training(project=project)} | set(
+    return {item_id for item_id, _, _ in consensus} | set(
         Item.objects.filter(project=project, is_gold=True).values_list("pk", flat=True)
     )
 
@@ -628,14 +634,16 @@ def _fit(project: Project, sources: Sources, k: int) -> label_models.LabelModelR
 def weak_labels_fit(*, project: Project) -> dict[str, Any]:
     """Fit the label model over every source, write weak labels and each source's estimate.
     Returns a summary; ``train`` says a first model should train on weak labels alone."""
-    summary = _span_weak_labels(project) if project.task_type == TaskType.SPANS else _class_weak_labels(project)
-    humans = bool(consensus_for_training(project=project))
+    consensus = consensus_for_training(project=project)  # read once for the whole fit
+    spans = project.task_type == TaskType.SPANS
+    summary = _span_weak_labels(project, consensus) if spans else _class_weak_labels(project, consensus)
+    humans = bool(consensus)
     active = TrainingRun.objects.filter(project=project).active().exists()
     summary["train"] = summary["weak_labels"] > 0 and not humans and not active
     return summary
 
 
-def _class_weak_labels(project: Project) -> dict[str, Any]:
+def _class_weak_labels(project: Project, consensus: Consensus) -> dict[str, Any]:
     labels = labels_ordered(project)
     sources = sources_collect(project)
     function_count = len(sources.functions)
@@ -644,7 +652,7 @@ def _class_weak_labels(project: Project) -> dict[str, Any]:
         WeakLabel.objects.filter(project=project).delete()
         return {"functions": function_count, "weak_labels": 0, "method": project.label_model}
     result = _fit(project, sources, len(labels))
-    human = _human_covered(project)
+    human = _human_covered(project, consensus)
     by_function = sources.votes[:, :function_count] != label_models.ABSTAIN
     weak = []
     for row, item_id in enumerate(sources.item_ids):
@@ -681,7 +689,7 @@ def _class_weak_labels(project: Project) -> dict[str, Any]:
     return {"functions": function_count, "weak_labels": len(weak), "method": result.method}
 
 
-def _span_weak_labels(project: Project) -> dict[str, Any]:
+def _span_weak_labels(project: Project, consensus: Consensus) -> dict[str, Any]:
     """Entity projects: each function's proposals, most precise function first (precision
     against people's and gold spans where there are some), longer spans first, without
     overlaps. The weak label's confidence is the mean precision of the spans it keeps."""
@@ -690,7 +698,7 @@ def _span_weak_labels(project: Project) -> dict[str, Any]:
     for function_id, item_id, _, spans in current_votes(project):
         for start, end, label_id in spans:
             proposals[item_id].append((start, end, label_id, function_id))
-    truth = truth_answers(project)
+    truth = truth_answers(project, consensus)
     checked: dict[int, list[bool]] = defaultdict(list)
     for item_id, found in proposals.items():
         if item_id in truth:
@@ -702,7 +710,7 @@ def _span_weak_labels(project: Project) -> dict[str, Any]:
         for function_id in functions
     }
     trust = {pk: DEFAULT_SPAN_PRECISION if value is None else value for pk, value in precision.items()}
-    human = _human_covered(project)
+    human = _human_covered(project, consensus)
     weak = []
     for item_id, found in proposals.items():
         if item_id in human:
